@@ -1,0 +1,88 @@
+/**
+ * ShardCore: one shard's single-writer actor logic, with no IO and no threads.
+ *
+ * The worker thread (src/engine/shard-worker.ts) and the deterministic simulation
+ * (test/support/simulation.ts) both drive this same class: hand it a batch of requests
+ * and the batch's time; it expires what is due, decides each request in order, evolves
+ * the state after each decision (so later requests see earlier effects), and returns the
+ * events to make durable plus one reply per request. The caller must not release the
+ * replies before the events are durable; if the append fails, the caller throws the
+ * state away and recovers it from the WAL, because the state already includes the batch.
+ */
+import type { Limits } from '../config.js';
+import { decide } from './decide.js';
+import { evolve } from './evolve.js';
+import { answer, replyTo } from './queries.js';
+import { type OwnsSku, ownsEverything, ShardState } from './state.js';
+import type { DomainEvent, EpochMs, Reply, Request } from './types.js';
+import { isQuery } from './types.js';
+
+export interface BatchResult {
+  readonly events: DomainEvent[];
+  readonly replies: Reply[];
+  /** How many of `events` the expiry timer produced (not tied to a request). */
+  readonly expiredCount: number;
+}
+
+export class ShardCore {
+  state: ShardState;
+
+  constructor(
+    readonly limits: Limits,
+    readonly owns: OwnsSku = ownsEverything,
+  ) {
+    this.state = new ShardState(limits, owns);
+  }
+
+  /** Replaces the state (after loading a snapshot). */
+  reset(state: ShardState): void {
+    this.state = state;
+  }
+
+  process(requests: readonly Request[], now: EpochMs): BatchResult {
+    const state = this.state;
+    const events: DomainEvent[] = [];
+    const expiredCount = this.expireDue(now, events);
+    const replies: Reply[] = new Array(requests.length);
+    for (let i = 0; i < requests.length; i++) {
+      const request = requests[i]!;
+      if (isQuery(request)) {
+        replies[i] = answer(state, request, now);
+        continue;
+      }
+      const decision = decide(state, request, now);
+      for (const event of decision.events) {
+        evolve(state, event);
+        events.push(event);
+      }
+      replies[i] = replyTo(state, request, decision);
+    }
+    return { events, replies, expiredCount };
+  }
+
+  /** Expires held reservations whose time has come, at most expiriesPerBatchMax per call. */
+  expireDue(now: EpochMs, events: DomainEvent[]): number {
+    const state = this.state;
+    let count = 0;
+    while (count < this.limits.expiriesPerBatchMax && state.expiries.peekTime() <= now) {
+      const id = state.expiries.pop()!;
+      const decision = decide(state, { type: 'expire', reservationId: id }, now);
+      for (const event of decision.events) {
+        evolve(state, event);
+        events.push(event);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /** Applies already-durable events (recovery). */
+  apply(events: readonly DomainEvent[]): void {
+    const state = this.state;
+    for (const event of events) evolve(state, event);
+  }
+
+  nextExpiryAt(): EpochMs {
+    return this.state.expiries.peekTime();
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * evolve(state, event): applies one event. Deterministic: the same events in the same
+ * order give the same state, whatever the clock says (time comes from `event.at`).
+ *
+ * When a shard recovers under a different shard count it reads events written by other
+ * layouts; `state.owns` filters them to the SKUs it now owns, line by line.
+ *
+ * For speed the state is mutated in place (the actor is the only writer); it is returned
+ * so the signature reads as the fold it is.
+ */
+import { invariant } from '../errors.js';
+import { reservationTransitions } from './reservation-machine.js';
+import type { Reservation, ReservationLine, ShardState } from './state.js';
+import type { DomainEvent } from './types.js';
+
+export function evolve(state: ShardState, event: DomainEvent): ShardState {
+  switch (event.type) {
+    case 'StockSet': {
+      if (!state.owns(event.sku)) break;
+      const record = state.recordOrCreate(event.sku, event.location);
+      record.onHand = event.onHand;
+      record.safetyStock = event.safetyStock;
+      record.sourceTs = event.sourceTs;
+      record.version++;
+      break;
+    }
+    case 'StockAdjusted': {
+      if (!state.owns(event.sku)) break;
+      const record = state.recordOrCreate(event.sku, event.location);
+      record.onHand += event.delta;
+      record.version++;
+      invariant(record.onHand >= 0, () => `onHand < 0 on ${event.sku}@${event.location}`);
+      state.adjustmentKeys.set(`${event.sku}\u0000${event.key}`, {
+        sku: event.sku,
+        location: event.location,
+        bodyHash: event.bodyHash,
+        at: event.at,
+      });
+      break;
+    }
+    case 'SafetyStockSet': {
+      if (!state.owns(event.sku)) break;
+      const record = state.recordOrCreate(event.sku, event.location);
+      record.safetyStock = event.safetyStock;
+      record.version++;
+      break;
+    }
+    case 'ChannelUpserted':
+      state.channels.set(event.channel, {
+        channel: event.channel,
+        locations: [...event.locations],
+        buffer: event.buffer,
+      });
+      break;
+    case 'ReservationHeld': {
+      const lines: ReservationLine[] = [];
+      for (const line of event.lines) {
+        if (!state.owns(line.sku)) continue;
+        const record = state.recordOrCreate(line.sku, line.location);
+        record.reserved += line.qty;
+        record.version++;
+        lines.push({ sku: line.sku, location: line.location, qty: line.qty, held: line.qty, committed: 0 });
+      }
+      if (lines.length === 0) break;
+      invariant(!state.reservations.has(event.reservationId), () => `reservation ${event.reservationId} held twice`);
+      state.addReservation({
+        id: event.reservationId,
+        orderId: event.orderId,
+        channel: event.channel,
+        bodyHash: event.bodyHash,
+        createdAt: event.at,
+        expiresAt: event.expiresAt,
+        status: 'held',
+        lines,
+        finishedAt: 0,
+      });
+      break;
+    }
+    case 'ReservationCommitted': {
+      const reservation = state.reservations.get(event.reservationId);
+      if (reservation === undefined) break; // not ours (recovering under another layout)
+      for (const change of event.lines) {
+        const line = reservation.lines[change.index];
+        invariant(line !== undefined, () => `commit of unknown line ${change.index} of ${event.reservationId}`);
+        invariant(change.qty + change.released === line.held, () => `commit of ${event.reservationId} line ${change.index} does not settle it`);
+        const record = state.record(line.sku, line.location)!;
+        record.reserved -= line.held;
+        record.onHand -= change.onHandDecrease;
+        record.version++;
+        line.held = 0;
+        line.committed += change.qty;
+        invariant(record.reserved >= 0 && record.onHand >= 0, () => `negative stock on ${line.sku}@${line.location}`);
+      }
+      const stillHeld = reservation.lines.some((line) => line.held > 0);
+      transitionTo(state, reservation, stillHeld ? 'COMMIT_PARTIAL' : 'COMMIT', event.at);
+      break;
+    }
+    case 'ReservationReleased':
+    case 'ReservationExpired':
+    case 'ReservationAborted': {
+      const reservation = state.reservations.get(event.reservationId);
+      if (reservation === undefined) break;
+      releaseHeld(state, reservation);
+      const machineEvent =
+        event.type === 'ReservationReleased' ? 'RELEASE' : event.type === 'ReservationExpired' ? 'EXPIRE' : 'ABORT';
+      transitionTo(state, reservation, machineEvent, event.at);
+      if (event.type === 'ReservationAborted') {
+        // An aborted part never counted: forget it now, so a retry with the same id starts afresh.
+        state.reservations.delete(reservation.id);
+      }
+      break;
+    }
+    case 'ReservationExtended': {
+      const reservation = state.reservations.get(event.reservationId);
+      if (reservation === undefined) break;
+      transitionTo(state, reservation, 'EXTEND', event.at);
+      reservation.expiresAt = event.expiresAt;
+      state.expiries.push(event.expiresAt, reservation.id);
+      break;
+    }
+    default: {
+      const unknown: never = event;
+      throw new Error(`unknown event ${JSON.stringify(unknown)}`);
+    }
+  }
+  state.forgetOld(event.at);
+  return state;
+}
+
+function releaseHeld(state: ShardState, reservation: Reservation): void {
+  for (const line of reservation.lines) {
+    if (line.held === 0) continue;
+    const record = state.record(line.sku, line.location)!;
+    record.reserved -= line.held;
+    record.version++;
+    line.held = 0;
+    invariant(record.reserved >= 0, () => `reserved < 0 on ${line.sku}@${line.location}`);
+  }
+}
+
+function transitionTo(
+  state: ShardState,
+  reservation: Reservation,
+  machineEvent: 'COMMIT' | 'COMMIT_PARTIAL' | 'RELEASE' | 'EXPIRE' | 'EXTEND' | 'ABORT',
+  at: number,
+): void {
+  const next = reservationTransitions[reservation.status][machineEvent];
+  invariant(next !== null, () => `${machineEvent} not allowed from ${reservation.status} (${reservation.id})`);
+  const wasHeld = reservation.status === 'held';
+  reservation.status = next;
+  if (wasHeld && next !== 'held') state.finish(reservation, at);
+}

@@ -1,0 +1,127 @@
+/**
+ * State ⇄ plain data, for snapshots and for `stockd replay --export`. Pure.
+ *
+ * Records are flattened into parallel arrays (one array per field) rather than one
+ * object per record: at 1,000,000 records that is a few large arrays instead of a
+ * million small objects to allocate, encode and collect.
+ */
+import type { Limits } from '../config.js';
+import type { ReservationMachineState } from './reservation-machine.js';
+import { type OwnsSku, ownsEverything, type Reservation, ShardState, type StockRecord } from './state.js';
+
+export const snapshotFormatVersion = 1;
+
+export interface StateImage {
+  readonly formatVersion: number;
+  readonly skus: string[];
+  readonly locations: string[];
+  readonly onHand: number[];
+  readonly reserved: number[];
+  readonly safetyStock: number[];
+  readonly version: number[];
+  readonly sourceTs: number[];
+  /** [id, orderId, channel, bodyHash, createdAt, expiresAt, status, finishedAt, [sku, location, qty, held, committed]...] */
+  readonly reservations: unknown[][];
+  readonly channels: Array<[string, string[], number]>;
+  readonly adjustmentKeys: Array<[string, string, string, number, number]>;
+  readonly finished: Array<[string, number]>;
+}
+
+export function imageOf(state: ShardState): StateImage {
+  const image: StateImage = {
+    formatVersion: snapshotFormatVersion,
+    skus: [],
+    locations: [],
+    onHand: [],
+    reserved: [],
+    safetyStock: [],
+    version: [],
+    sourceTs: [],
+    reservations: [],
+    channels: [],
+    adjustmentKeys: [],
+    finished: state.finished.entries(),
+  };
+  for (const [sku, first] of state.stock) {
+    for (let r: StockRecord | null = first; r; r = r.next) {
+      image.skus.push(sku);
+      image.locations.push(r.location);
+      image.onHand.push(r.onHand);
+      image.reserved.push(r.reserved);
+      image.safetyStock.push(r.safetyStock);
+      image.version.push(r.version);
+      image.sourceTs.push(r.sourceTs);
+    }
+  }
+  for (const r of state.reservations.values()) {
+    const row: unknown[] = [r.id, r.orderId, r.channel, r.bodyHash, r.createdAt, r.expiresAt, r.status, r.finishedAt];
+    for (const line of r.lines) row.push(line.sku, line.location, line.qty, line.held, line.committed);
+    image.reservations.push(row);
+  }
+  for (const c of state.channels.values()) image.channels.push([c.channel, [...c.locations], c.buffer]);
+  for (const [compound, entry] of state.adjustmentKeys) {
+    const key = compound.slice(entry.sku.length + 1);
+    image.adjustmentKeys.push([entry.sku, key, entry.location, entry.bodyHash, entry.at]);
+  }
+  return image;
+}
+
+/** Rebuilds a state from an image, keeping only what `owns` accepts (a different shard layout). */
+export function stateFromImage(image: StateImage, limits: Limits, owns: OwnsSku = ownsEverything): ShardState {
+  if (image.formatVersion !== snapshotFormatVersion) {
+    throw new Error(`snapshot format ${image.formatVersion} is not supported (expected ${snapshotFormatVersion})`);
+  }
+  const state = new ShardState(limits, owns);
+  mergeImage(state, image);
+  return state;
+}
+
+/** Adds an image's owned content to a state (several images merge when the shard count changed). */
+export function mergeImage(state: ShardState, image: StateImage): void {
+  const owns = state.owns;
+  for (let i = 0; i < image.skus.length; i++) {
+    const sku = image.skus[i]!;
+    if (!owns(sku)) continue;
+    const record = state.recordOrCreate(sku, image.locations[i]!);
+    record.onHand = image.onHand[i]!;
+    record.reserved = image.reserved[i]!;
+    record.safetyStock = image.safetyStock[i]!;
+    record.version = image.version[i]!;
+    record.sourceTs = image.sourceTs[i]!;
+  }
+  for (const row of image.reservations) {
+    const lines: Reservation['lines'] = [];
+    for (let i = 8; i < row.length; i += 5) {
+      const sku = row[i] as string;
+      if (!owns(sku)) continue;
+      lines.push({
+        sku,
+        location: row[i + 1] as string,
+        qty: row[i + 2] as number,
+        held: row[i + 3] as number,
+        committed: row[i + 4] as number,
+      });
+    }
+    if (lines.length === 0) continue;
+    const reservation: Reservation = {
+      id: row[0] as string,
+      orderId: row[1] as string | null,
+      channel: row[2] as string | null,
+      bodyHash: row[3] as number,
+      createdAt: row[4] as number,
+      expiresAt: row[5] as number,
+      status: row[6] as ReservationMachineState,
+      finishedAt: row[7] as number,
+      lines,
+    };
+    state.addReservation(reservation);
+  }
+  for (const [channel, locations, buffer] of image.channels) state.channels.set(channel, { channel, locations, buffer });
+  for (const [sku, key, location, bodyHash, at] of image.adjustmentKeys) {
+    if (owns(sku)) state.adjustmentKeys.set(`${sku}\u0000${key}`, { sku, location, bodyHash, at });
+  }
+  for (const [id, at] of image.finished) {
+    const reservation = state.reservations.get(id);
+    if (reservation !== undefined && reservation.finishedAt === at) state.finished.push(id, at);
+  }
+}

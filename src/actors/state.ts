@@ -1,0 +1,265 @@
+/**
+ * The state one shard actor owns: stock records, reservations, channels, the adjustment
+ * key window, the expiry timer and the finished-reservation window.
+ *
+ * Memory matters (target: <= 300 bytes per stock record at 1,000,000 records), so a
+ * SKU's records form a singly linked list hanging off one Map entry keyed by SKU:
+ * one Map entry and one key string per SKU, one small fixed-shape object per
+ * (sku, location). All locations of a SKU share a partition, so a SKU never spans shards.
+ */
+import type { Limits } from '../config.js';
+import { invariant } from '../errors.js';
+import type { ReservationMachineState } from './reservation-machine.js';
+import type { ChannelView, EpochMs, StockView } from './types.js';
+
+export class StockRecord {
+  onHand = 0;
+  reserved = 0;
+  safetyStock = 0;
+  /** Bumped by every change; compare-and-set target. 0 = never written. */
+  version = 0;
+  /** Last source timestamp seen (ms), 0 = none. */
+  sourceTs = 0;
+  next: StockRecord | null = null;
+  constructor(readonly location: string) {}
+}
+
+export function availableOf(record: StockRecord): number {
+  const free = record.onHand - record.reserved - record.safetyStock;
+  return free > 0 ? free : 0;
+}
+
+export function viewOf(sku: string, record: StockRecord): StockView {
+  return {
+    sku,
+    location: record.location,
+    onHand: record.onHand,
+    reserved: record.reserved,
+    safetyStock: record.safetyStock,
+    available: availableOf(record),
+    version: record.version,
+    sourceTs: record.sourceTs === 0 ? null : record.sourceTs,
+  };
+}
+
+export interface ReservationLine {
+  readonly sku: string;
+  readonly location: string;
+  readonly qty: number;
+  /** Units still held (counted in the record's `reserved`). */
+  held: number;
+  committed: number;
+}
+
+export interface Reservation {
+  readonly id: string;
+  readonly orderId: string | null;
+  readonly channel: string | null;
+  readonly bodyHash: number;
+  readonly createdAt: EpochMs;
+  expiresAt: EpochMs;
+  status: ReservationMachineState;
+  /** This shard's lines only; a cross-shard reservation has a part on every shard it touches. */
+  readonly lines: ReservationLine[];
+  finishedAt: EpochMs;
+}
+
+export interface AdjustmentKeyEntry {
+  readonly sku: string;
+  readonly location: string;
+  readonly bodyHash: number;
+  readonly at: EpochMs;
+}
+
+export interface Channel extends ChannelView {}
+
+/** Min-heap of (expiresAt, reservation id); stale entries are skipped when popped (lazy deletion). */
+export class ExpiryHeap {
+  private readonly times: number[] = [];
+  private readonly ids: string[] = [];
+
+  get size(): number {
+    return this.times.length;
+  }
+
+  push(expiresAt: EpochMs, id: string): void {
+    const times = this.times;
+    const ids = this.ids;
+    let i = times.length;
+    times.push(expiresAt);
+    ids.push(id);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (times[parent]! <= expiresAt) break;
+      times[i] = times[parent]!;
+      ids[i] = ids[parent]!;
+      i = parent;
+    }
+    times[i] = expiresAt;
+    ids[i] = id;
+  }
+
+  peekTime(): EpochMs {
+    return this.times.length > 0 ? this.times[0]! : Number.POSITIVE_INFINITY;
+  }
+
+  pop(): string | undefined {
+    const times = this.times;
+    const ids = this.ids;
+    if (times.length === 0) return undefined;
+    const top = ids[0];
+    const lastTime = times.pop()!;
+    const lastId = ids.pop()!;
+    const n = times.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const left = 2 * i + 1;
+        if (left >= n) break;
+        const right = left + 1;
+        const child = right < n && times[right]! < times[left]! ? right : left;
+        if (times[child]! >= lastTime) break;
+        times[i] = times[child]!;
+        ids[i] = ids[child]!;
+        i = child;
+      }
+      times[i] = lastTime;
+      ids[i] = lastId;
+    }
+    return top;
+  }
+}
+
+/** FIFO of finished reservations, forgotten after the retention window or past the count limit. */
+export class FinishedQueue {
+  private ids: string[] = [];
+  private times: number[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.ids.length - this.head;
+  }
+
+  push(id: string, finishedAt: EpochMs): void {
+    this.ids.push(id);
+    this.times.push(finishedAt);
+  }
+
+  peek(): { id: string; at: EpochMs } | undefined {
+    if (this.head >= this.ids.length) return undefined;
+    return { id: this.ids[this.head]!, at: this.times[this.head]! };
+  }
+
+  shift(): void {
+    this.head++;
+    // Compact once the dead prefix dominates, so memory stays proportional to the live window.
+    if (this.head > 1024 && this.head * 2 > this.ids.length) {
+      this.ids = this.ids.slice(this.head);
+      this.times = this.times.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  entries(): Array<[string, EpochMs]> {
+    const out: Array<[string, EpochMs]> = [];
+    for (let i = this.head; i < this.ids.length; i++) out.push([this.ids[i]!, this.times[i]!]);
+    return out;
+  }
+}
+
+/** Which SKUs this state owns; used when recovering under a different shard count. */
+export type OwnsSku = (sku: string) => boolean;
+export const ownsEverything: OwnsSku = () => true;
+
+export class ShardState {
+  /** sku → first record of the SKU's location list. */
+  readonly stock = new Map<string, StockRecord>();
+  readonly reservations = new Map<string, Reservation>();
+  readonly channels = new Map<string, Channel>();
+  /** `${sku}\u0000${key}` → entry, in insertion (= time) order. */
+  readonly adjustmentKeys = new Map<string, AdjustmentKeyEntry>();
+  readonly expiries = new ExpiryHeap();
+  readonly finished = new FinishedQueue();
+  recordCount = 0;
+  /** Held reservations (status held), for stats. */
+  heldCount = 0;
+
+  constructor(
+    readonly limits: Limits,
+    readonly owns: OwnsSku = ownsEverything,
+  ) {}
+
+  record(sku: string, location: string): StockRecord | undefined {
+    for (let r: StockRecord | null | undefined = this.stock.get(sku); r; r = r.next) {
+      if (r.location === location) return r;
+    }
+    return undefined;
+  }
+
+  /** Returns the record, creating it at the end of the SKU's list when missing. */
+  recordOrCreate(sku: string, location: string): StockRecord {
+    let r = this.stock.get(sku);
+    if (r === undefined) {
+      const created = new StockRecord(location);
+      this.stock.set(sku, created);
+      this.recordCount++;
+      return created;
+    }
+    for (;;) {
+      if (r.location === location) return r;
+      if (r.next === null) break;
+      r = r.next;
+    }
+    const created = new StockRecord(location);
+    r.next = created;
+    this.recordCount++;
+    return created;
+  }
+
+  recordsOf(sku: string): StockRecord[] {
+    const out: StockRecord[] = [];
+    for (let r: StockRecord | null | undefined = this.stock.get(sku); r; r = r.next) out.push(r);
+    return out;
+  }
+
+  /** Schedules expiry and remembers a reservation. */
+  addReservation(reservation: Reservation): void {
+    this.reservations.set(reservation.id, reservation);
+    if (reservation.status === 'held') {
+      this.heldCount++;
+      this.expiries.push(reservation.expiresAt, reservation.id);
+    }
+  }
+
+  /** Marks a reservation finished and queues it to be forgotten after the retention window. */
+  finish(reservation: Reservation, at: EpochMs): void {
+    invariant(reservation.status !== 'held', 'finish() of a held reservation');
+    this.heldCount--;
+    reservation.finishedAt = at;
+    this.finished.push(reservation.id, at);
+  }
+
+  /** Forgets finished reservations and adjustment keys outside their windows (deterministic in `at`). */
+  forgetOld(at: EpochMs): void {
+    const limits = this.limits;
+    const finishedHorizon = at - limits.reservationRetentionSeconds * 1000;
+    for (;;) {
+      const oldest = this.finished.peek();
+      if (oldest === undefined) break;
+      if (oldest.at > finishedHorizon && this.finished.size <= limits.finishedReservationsMax) break;
+      this.finished.shift();
+      const reservation = this.reservations.get(oldest.id);
+      // The id may have been reused after an abort; only drop the finished incarnation.
+      if (reservation !== undefined && reservation.status !== 'held' && reservation.finishedAt === oldest.at) {
+        this.reservations.delete(oldest.id);
+      }
+    }
+    const keyHorizon = at - limits.adjustmentKeyWindowSeconds * 1000;
+    const keys = this.adjustmentKeys;
+    while (keys.size > 0) {
+      const first = keys.entries().next().value as [string, AdjustmentKeyEntry];
+      if (first[1].at > keyHorizon && keys.size <= limits.adjustmentKeysMax) break;
+      keys.delete(first[0]);
+    }
+  }
+}

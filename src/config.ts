@@ -1,0 +1,99 @@
+/**
+ * Every limit in stockd, in one place (TigerBeetle style: put a limit on everything).
+ *
+ * Names end in their unit or qualifier (`ttlSeconds`, `walBatchEventsMax`). Relationships
+ * between limits are asserted by `assertLimits()`, which every process runs at start-up,
+ * so a misconfiguration fails loudly instead of deadlocking a mailbox under load.
+ */
+
+export interface Limits {
+  /** Hash slots of the SKU space. Fixed for the life of a database: state is owned per partition. */
+  readonly partitionCount: number;
+  /** Commands queued for one shard (main-thread mailbox + in flight) before OVERLOADED. */
+  readonly mailboxDepthMax: number;
+  /** Commands in one batch sent to a shard worker. */
+  readonly batchCommandsMax: number;
+  /** Batches a shard may have in flight (sent, not yet replied) at once. */
+  readonly inflightBatchesMax: number;
+  /** Events in one group-committed WAL row. A batch that produces more is split. */
+  readonly walBatchEventsMax: number;
+  /** Lines in one reservation. */
+  readonly reservationLinesMax: number;
+  /** Locations in one channel. */
+  readonly channelLocationsMax: number;
+  /** Channels configured at once. */
+  readonly channelsMax: number;
+  /** UTF-8 bytes in a SKU, a location id, a channel id, a reservation id, an order id or a key. */
+  readonly idBytesMax: number;
+  /** Units in one line, one stock level or one adjustment (keeps arithmetic exact in doubles). */
+  readonly quantityMax: number;
+  /** Reservation TTL bounds and default. */
+  readonly ttlSecondsMin: number;
+  readonly ttlSecondsMax: number;
+  readonly ttlSecondsDefault: number;
+  /** How long a finished (committed/released/expired) reservation is remembered for idempotent replies. */
+  readonly reservationRetentionSeconds: number;
+  /** Finished reservations remembered per shard; the oldest are forgotten first past this. */
+  readonly finishedReservationsMax: number;
+  /** Adjustment keys are deduplicated within this window ... */
+  readonly adjustmentKeyWindowSeconds: number;
+  /** ... and at most this many keys per shard (oldest forgotten first). */
+  readonly adjustmentKeysMax: number;
+  /** Expiries processed per batch, so a mass expiry never stalls the mailbox. */
+  readonly expiriesPerBatchMax: number;
+  /** Idle shard wakes up this often to expire reservations. */
+  readonly expiryTickMs: number;
+}
+
+export const defaultLimits: Limits = Object.freeze({
+  partitionCount: 1024,
+  mailboxDepthMax: 65_536,
+  batchCommandsMax: 4_096,
+  inflightBatchesMax: 4,
+  walBatchEventsMax: 16_384,
+  reservationLinesMax: 100,
+  channelLocationsMax: 64,
+  channelsMax: 1_024,
+  idBytesMax: 128,
+  quantityMax: 1_000_000_000,
+  ttlSecondsMin: 1,
+  ttlSecondsMax: 30 * 24 * 3600,
+  ttlSecondsDefault: 15 * 60,
+  reservationRetentionSeconds: 24 * 3600,
+  finishedReservationsMax: 1_000_000,
+  adjustmentKeyWindowSeconds: 24 * 3600,
+  adjustmentKeysMax: 1_000_000,
+  expiriesPerBatchMax: 4_096,
+  expiryTickMs: 100,
+});
+
+/** Throws (a programmer/operator error, not a business outcome) when limits contradict each other. */
+export function assertLimits(limits: Limits): void {
+  const fail = (why: string): never => {
+    throw new Error(`invalid limits: ${why}`);
+  };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value <= 0) fail(`${name} must be a positive integer, got ${value}`);
+  }
+  if (limits.partitionCount > 65_536) fail('partitionCount must fit in 16 bits');
+  if (limits.batchCommandsMax > limits.mailboxDepthMax) fail('batchCommandsMax must be <= mailboxDepthMax');
+  if (limits.batchCommandsMax * limits.inflightBatchesMax > limits.mailboxDepthMax) {
+    fail('batchCommandsMax * inflightBatchesMax must be <= mailboxDepthMax');
+  }
+  // A batch of commands plus the expiries processed with it must fit one WAL row group;
+  // a reservation line produces at most one event per command, so commands + expiries bound events.
+  if (limits.batchCommandsMax + limits.expiriesPerBatchMax > limits.walBatchEventsMax) {
+    fail('batchCommandsMax + expiriesPerBatchMax must be <= walBatchEventsMax');
+  }
+  if (limits.ttlSecondsMin > limits.ttlSecondsDefault || limits.ttlSecondsDefault > limits.ttlSecondsMax) {
+    fail('ttlSecondsMin <= ttlSecondsDefault <= ttlSecondsMax');
+  }
+  if (limits.quantityMax * limits.reservationLinesMax > Number.MAX_SAFE_INTEGER / 1024) {
+    fail('quantityMax * reservationLinesMax must stay far inside exact double arithmetic');
+  }
+}
+
+/** Default shard count: one fewer than the cores, at least one. */
+export function defaultShardCount(cores: number): number {
+  return Math.max(1, cores - 1);
+}
