@@ -50,7 +50,7 @@ export const defaultLimits: Limits = Object.freeze({
   mailboxDepthMax: 65_536,
   batchCommandsMax: 4_096,
   inflightBatchesMax: 4,
-  walBatchEventsMax: 16_384,
+  walBatchEventsMax: 65_536,
   reservationLinesMax: 100,
   channelLocationsMax: 64,
   channelsMax: 1_024,
@@ -80,10 +80,10 @@ export function assertLimits(limits: Limits): void {
   if (limits.batchCommandsMax * limits.inflightBatchesMax > limits.mailboxDepthMax) {
     fail('batchCommandsMax * inflightBatchesMax must be <= mailboxDepthMax');
   }
-  // A batch of commands plus the expiries processed with it must fit one WAL row group;
-  // a reservation line produces at most one event per command, so commands + expiries bound events.
-  if (limits.batchCommandsMax + limits.expiriesPerBatchMax > limits.walBatchEventsMax) {
-    fail('batchCommandsMax + expiriesPerBatchMax must be <= walBatchEventsMax');
+  // A batch must fit one WAL row: a command yields at most two events (an expiry of the
+  // reservation it touches, then its own), and the timer adds up to expiriesPerBatchMax.
+  if (2 * limits.batchCommandsMax + limits.expiriesPerBatchMax > limits.walBatchEventsMax) {
+    fail('2 * batchCommandsMax + expiriesPerBatchMax must be <= walBatchEventsMax');
   }
   if (limits.ttlSecondsMin > limits.ttlSecondsDefault || limits.ttlSecondsDefault > limits.ttlSecondsMax) {
     fail('ttlSecondsMin <= ttlSecondsDefault <= ttlSecondsMax');

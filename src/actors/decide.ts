@@ -73,7 +73,9 @@ export function decide(state: ShardState, command: Command, now: EpochMs): Decis
       return decideExpire(state, command, now);
     default: {
       const unknown: never = command;
-      return rejected(reject('INVALID_REQUEST', `unknown command type ${JSON.stringify((unknown as Command).type)}`));
+      return rejected(
+        reject('INVALID_REQUEST', `unknown command type ${JSON.stringify((unknown as Command).type)}`),
+      );
     }
   }
 }
@@ -96,7 +98,9 @@ function decideSet(state: ShardState, cmd: SetStock, now: EpochMs): Decision {
     return rejected(reject('INVALID_QUANTITY', `onHand must be a whole number 0..${limits.quantityMax}`));
   }
   if (cmd.safetyStock !== undefined && !isValidLevel(cmd.safetyStock, limits)) {
-    return rejected(reject('INVALID_QUANTITY', `safetyStock must be a whole number 0..${limits.quantityMax}`));
+    return rejected(
+      reject('INVALID_QUANTITY', `safetyStock must be a whole number 0..${limits.quantityMax}`),
+    );
   }
   if (cmd.ifVersion !== undefined && !isNonNegativeInteger(cmd.ifVersion)) {
     return rejected(reject('INVALID_REQUEST', 'ifVersion must be a whole number >= 0'));
@@ -116,7 +120,10 @@ function decideSet(state: ShardState, cmd: SetStock, now: EpochMs): Decision {
   const lastSourceTs = record?.sourceTs ?? 0;
   if (cmd.sourceTs !== undefined && cmd.sourceTs < lastSourceTs) {
     return rejected(
-      reject('STALE_UPDATE', `sourceTs ${cmd.sourceTs} is older than the record's last update ${lastSourceTs}`),
+      reject(
+        'STALE_UPDATE',
+        `sourceTs ${cmd.sourceTs} is older than the record's last update ${lastSourceTs}`,
+      ),
     );
   }
   return accepted([
@@ -137,7 +144,9 @@ function decideSafety(state: ShardState, cmd: SetSafetyStock, now: EpochMs): Dec
   const invalid = checkSkuLocation(limits, cmd.sku, cmd.location);
   if (invalid) return rejected(invalid);
   if (!isValidLevel(cmd.safetyStock, limits)) {
-    return rejected(reject('INVALID_QUANTITY', `safetyStock must be a whole number 0..${limits.quantityMax}`));
+    return rejected(
+      reject('INVALID_QUANTITY', `safetyStock must be a whole number 0..${limits.quantityMax}`),
+    );
   }
   if (cmd.ifVersion !== undefined && !isNonNegativeInteger(cmd.ifVersion)) {
     return rejected(reject('INVALID_REQUEST', 'ifVersion must be a whole number >= 0'));
@@ -173,18 +182,25 @@ function decideAdjust(state: ShardState, cmd: AdjustStock, now: EpochMs): Decisi
     cmd.delta === 0 ||
     Math.abs(cmd.delta) > limits.quantityMax
   ) {
-    return rejected(reject('INVALID_QUANTITY', `delta must be a non-zero whole number within ±${limits.quantityMax}`));
+    return rejected(
+      reject('INVALID_QUANTITY', `delta must be a non-zero whole number within ±${limits.quantityMax}`),
+    );
   }
   const bodyHash = adjustmentBodyHash(cmd);
   const seen = state.adjustmentKeys.get(`${cmd.sku}\u0000${cmd.key}`);
   if (seen !== undefined && seen.at > now - limits.adjustmentKeyWindowSeconds * 1000) {
     if (seen.bodyHash === bodyHash && seen.location === cmd.location) return replayed;
-    return rejected(reject('IDEMPOTENCY_KEY_REUSED', `adjustment key ${cmd.key} was used with a different body`));
+    return rejected(
+      reject('IDEMPOTENCY_KEY_REUSED', `adjustment key ${cmd.key} was used with a different body`),
+    );
   }
   const onHand = state.record(cmd.sku, cmd.location)?.onHand ?? 0;
   if (onHand + cmd.delta < 0) {
     return rejected(
-      reject('ADJUSTMENT_BELOW_ZERO', `onHand is ${onHand}; a delta of ${cmd.delta} would take it below zero`),
+      reject(
+        'ADJUSTMENT_BELOW_ZERO',
+        `onHand is ${onHand}; a delta of ${cmd.delta} would take it below zero`,
+      ),
     );
   }
   if (onHand + cmd.delta > limits.quantityMax) {
@@ -206,16 +222,20 @@ function decideAdjust(state: ShardState, cmd: AdjustStock, now: EpochMs): Decisi
 
 function decideChannel(state: ShardState, cmd: UpsertChannel, now: EpochMs): Decision {
   const limits = state.limits;
-  if (!isValidId(cmd.channel, limits)) return rejected(reject('INVALID_REQUEST', 'channel must be 1..128 bytes'));
+  if (!isValidId(cmd.channel, limits))
+    return rejected(reject('INVALID_REQUEST', 'channel must be 1..128 bytes'));
   if (!Array.isArray(cmd.locations) || cmd.locations.length === 0) {
     return rejected(reject('INVALID_REQUEST', 'a channel needs at least one location'));
   }
   if (cmd.locations.length > limits.channelLocationsMax) {
-    return rejected(reject('LIMIT_EXCEEDED', `a channel has at most ${limits.channelLocationsMax} locations`));
+    return rejected(
+      reject('LIMIT_EXCEEDED', `a channel has at most ${limits.channelLocationsMax} locations`),
+    );
   }
   const unique = new Set<string>();
   for (const location of cmd.locations) {
-    if (!isValidId(location, limits)) return rejected(reject('INVALID_REQUEST', 'location must be 1..128 bytes'));
+    if (!isValidId(location, limits))
+      return rejected(reject('INVALID_REQUEST', 'location must be 1..128 bytes'));
     if (unique.has(location)) return rejected(reject('INVALID_REQUEST', `location ${location} listed twice`));
     unique.add(location);
   }
@@ -226,7 +246,9 @@ function decideChannel(state: ShardState, cmd: UpsertChannel, now: EpochMs): Dec
   if (!state.channels.has(cmd.channel) && state.channels.size >= limits.channelsMax) {
     return rejected(reject('LIMIT_EXCEEDED', `at most ${limits.channelsMax} channels`));
   }
-  return accepted([{ type: 'ChannelUpserted', at: now, channel: cmd.channel, locations: [...cmd.locations], buffer }]);
+  return accepted([
+    { type: 'ChannelUpserted', at: now, channel: cmd.channel, locations: [...cmd.locations], buffer },
+  ]);
 }
 
 /* ---------------------------------------------------------------------- reservations */
@@ -239,7 +261,11 @@ export function reserveBodyHash(cmd: Omit<Reserve, 'type' | 'reservationId' | 'b
 }
 
 /** The locations a SKU is sourced from: the channel's in priority order, else all of the SKU's by name. */
-export function candidateLocations(state: ShardState, sku: string, channel: Channel | undefined): readonly string[] {
+export function candidateLocations(
+  state: ShardState,
+  sku: string,
+  channel: Channel | undefined,
+): readonly string[] {
   if (channel !== undefined) return channel.locations;
   return state
     .recordsOf(sku)
@@ -259,17 +285,21 @@ export function skuAtp(state: ShardState, sku: string, channel: Channel | undefi
     if (record !== undefined) sum += availableOf(record);
   }
   const atp = sum - channel.buffer;
-  return atp > 0 ? atp : 0;
+  return Math.max(atp, 0);
 }
 
 function validateReserve(state: ShardState, cmd: Reserve): Rejection | null {
   const limits = state.limits;
-  if (!isValidId(cmd.reservationId, limits)) return reject('INVALID_REQUEST', 'reservationId must be 1..128 bytes');
+  if (!isValidId(cmd.reservationId, limits))
+    return reject('INVALID_REQUEST', 'reservationId must be 1..128 bytes');
   if (cmd.orderId !== undefined && cmd.orderId !== null && !isValidId(cmd.orderId, limits)) {
     return reject('INVALID_REQUEST', 'orderId must be 1..128 bytes');
   }
   if (cmd.ttlSeconds !== undefined && !isValidTtl(cmd.ttlSeconds, limits)) {
-    return reject('INVALID_TTL', `ttlSeconds must be a whole number ${limits.ttlSecondsMin}..${limits.ttlSecondsMax}`);
+    return reject(
+      'INVALID_TTL',
+      `ttlSeconds must be a whole number ${limits.ttlSecondsMin}..${limits.ttlSecondsMax}`,
+    );
   }
   if (cmd.strategy !== undefined && !sourcingStrategies.includes(cmd.strategy)) {
     return reject('INVALID_REQUEST', `strategy must be one of ${sourcingStrategies.join(', ')}`);
@@ -413,7 +443,9 @@ function decideReserve(state: ShardState, cmd: Reserve, now: EpochMs): Decision 
   const channel = cmd.channel ? state.channels.get(cmd.channel) : undefined;
   const { allocations, shortages, misplaced } = allocate(state, cmd, channel);
   if (misplaced !== null) {
-    return rejected(reject('LOCATION_NOT_IN_CHANNEL', `location ${misplaced} is not in channel ${cmd.channel}`));
+    return rejected(
+      reject('LOCATION_NOT_IN_CHANNEL', `location ${misplaced} is not in channel ${cmd.channel}`),
+    );
   }
   if (shortages.length > 0) {
     const skus = shortages.map((s) => s.sku).join(', ');
@@ -436,7 +468,8 @@ function decideReserve(state: ShardState, cmd: Reserve, now: EpochMs): Decision 
 
 /** Looks up a reservation that a command wants to change while held; expires it if its time has come. */
 function lookupLive(state: ShardState, id: string, now: EpochMs): Reservation | Decision {
-  if (!isValidId(id, state.limits)) return rejected(reject('INVALID_REQUEST', 'reservationId must be 1..128 bytes'));
+  if (!isValidId(id, state.limits))
+    return rejected(reject('INVALID_REQUEST', 'reservationId must be 1..128 bytes'));
   const reservation = state.reservations.get(id);
   if (reservation === undefined) return rejected(reject('RESERVATION_NOT_FOUND', `no reservation ${id}`));
   if (reservation.status === 'held' && reservation.expiresAt <= now) {
@@ -469,7 +502,7 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
     const onHand = onHandLeft.get(key) ?? state.record(line.sku, line.location)!.onHand;
     const onHandDecrease = Math.min(qty, onHand);
     onHandLeft.set(key, onHand - onHandDecrease);
-    changes.push({ index, qty, released: line.held - qty, onHandDecrease });
+    changes.push({ sku: line.sku, location: line.location, qty, released: line.held - qty, onHandDecrease });
   };
 
   if (cmd.lines === undefined) {
@@ -482,7 +515,8 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
     }
     const named = new Set<string>();
     for (const wanted of cmd.lines) {
-      if (!isValidId(wanted?.sku, state.limits)) return rejected(reject('INVALID_REQUEST', 'sku must be 1..128 bytes'));
+      if (!isValidId(wanted?.sku, state.limits))
+        return rejected(reject('INVALID_REQUEST', 'sku must be 1..128 bytes'));
       const key = `${wanted.sku}\u0000${wanted.location ?? ''}`;
       if (named.has(key)) return rejected(reject('INVALID_REQUEST', `line ${wanted.sku} named twice`));
       named.add(key);
@@ -503,7 +537,9 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
         return rejected(reject('INVALID_QUANTITY', 'qty must be a whole number >= 0'));
       }
       if (left > heldTotal) {
-        return rejected(reject('INVALID_QUANTITY', `qty ${left} exceeds the ${heldTotal} units held for ${wanted.sku}`));
+        return rejected(
+          reject('INVALID_QUANTITY', `qty ${left} exceeds the ${heldTotal} units held for ${wanted.sku}`),
+        );
       }
       for (const index of heldIndexes) {
         const part = Math.min(left, reservation.lines[index]!.held);
@@ -526,13 +562,23 @@ function decideRelease(state: ShardState, cmd: Release, now: EpochMs): Decision 
 
 function decideExtend(state: ShardState, cmd: Extend, now: EpochMs): Decision {
   if (!isValidTtl(cmd.ttlSeconds, state.limits)) {
-    return rejected(reject('INVALID_TTL', `ttlSeconds must be a whole number ${state.limits.ttlSecondsMin}..${state.limits.ttlSecondsMax}`));
+    return rejected(
+      reject(
+        'INVALID_TTL',
+        `ttlSeconds must be a whole number ${state.limits.ttlSecondsMin}..${state.limits.ttlSecondsMax}`,
+      ),
+    );
   }
   const reservation = lookupLive(state, cmd.reservationId, now);
   if (isDecision(reservation)) return reservation;
   if (reservation.status !== 'held') return notHeld(reservation);
   return accepted([
-    { type: 'ReservationExtended', at: now, reservationId: reservation.id, expiresAt: now + cmd.ttlSeconds * 1000 },
+    {
+      type: 'ReservationExtended',
+      at: now,
+      reservationId: reservation.id,
+      expiresAt: now + cmd.ttlSeconds * 1000,
+    },
   ]);
 }
 
@@ -546,6 +592,7 @@ function decideAbort(state: ShardState, cmd: Abort, now: EpochMs): Decision {
 function decideExpire(state: ShardState, cmd: Expire, now: EpochMs): Decision {
   const reservation = state.reservations.get(cmd.reservationId);
   // A stale timer entry (extended, settled or forgotten since) is not an error: nothing to do.
-  if (reservation === undefined || reservation.status !== 'held' || reservation.expiresAt > now) return replayed;
+  if (reservation === undefined || reservation.status !== 'held' || reservation.expiresAt > now)
+    return replayed;
   return accepted([{ type: 'ReservationExpired', at: now, reservationId: reservation.id }]);
 }

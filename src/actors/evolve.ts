@@ -62,7 +62,10 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
         lines.push({ sku: line.sku, location: line.location, qty: line.qty, held: line.qty, committed: 0 });
       }
       if (lines.length === 0) break;
-      invariant(!state.reservations.has(event.reservationId), () => `reservation ${event.reservationId} held twice`);
+      invariant(
+        !state.reservations.has(event.reservationId),
+        () => `reservation ${event.reservationId} held twice`,
+      );
       state.addReservation({
         id: event.reservationId,
         orderId: event.orderId,
@@ -80,16 +83,26 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
       const reservation = state.reservations.get(event.reservationId);
       if (reservation === undefined) break; // not ours (recovering under another layout)
       for (const change of event.lines) {
-        const line = reservation.lines[change.index];
-        invariant(line !== undefined, () => `commit of unknown line ${change.index} of ${event.reservationId}`);
-        invariant(change.qty + change.released === line.held, () => `commit of ${event.reservationId} line ${change.index} does not settle it`);
+        if (!state.owns(change.sku)) continue;
+        const line = reservation.lines.find((l) => l.sku === change.sku && l.location === change.location);
+        invariant(
+          line !== undefined,
+          () => `commit of unknown line ${change.sku}@${change.location} of ${event.reservationId}`,
+        );
+        invariant(
+          change.qty + change.released === line.held,
+          () => `commit of ${event.reservationId} line ${change.sku} does not settle it`,
+        );
         const record = state.record(line.sku, line.location)!;
         record.reserved -= line.held;
         record.onHand -= change.onHandDecrease;
         record.version++;
         line.held = 0;
         line.committed += change.qty;
-        invariant(record.reserved >= 0 && record.onHand >= 0, () => `negative stock on ${line.sku}@${line.location}`);
+        invariant(
+          record.reserved >= 0 && record.onHand >= 0,
+          () => `negative stock on ${line.sku}@${line.location}`,
+        );
       }
       const stillHeld = reservation.lines.some((line) => line.held > 0);
       transitionTo(state, reservation, stillHeld ? 'COMMIT_PARTIAL' : 'COMMIT', event.at);
@@ -102,7 +115,11 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
       if (reservation === undefined) break;
       releaseHeld(state, reservation);
       const machineEvent =
-        event.type === 'ReservationReleased' ? 'RELEASE' : event.type === 'ReservationExpired' ? 'EXPIRE' : 'ABORT';
+        event.type === 'ReservationReleased'
+          ? 'RELEASE'
+          : event.type === 'ReservationExpired'
+            ? 'EXPIRE'
+            : 'ABORT';
       transitionTo(state, reservation, machineEvent, event.at);
       if (event.type === 'ReservationAborted') {
         // An aborted part never counted: forget it now, so a retry with the same id starts afresh.
@@ -145,7 +162,10 @@ function transitionTo(
   at: number,
 ): void {
   const next = reservationTransitions[reservation.status][machineEvent];
-  invariant(next !== null, () => `${machineEvent} not allowed from ${reservation.status} (${reservation.id})`);
+  invariant(
+    next !== null,
+    () => `${machineEvent} not allowed from ${reservation.status} (${reservation.id})`,
+  );
   const wasHeld = reservation.status === 'held';
   reservation.status = next;
   if (wasHeld && next !== 'held') state.finish(reservation, at);

@@ -13,7 +13,9 @@ export function invariantViolations(state: ShardState): string[] {
     if (reservation.status === 'held') held++;
     for (const line of reservation.lines) {
       if (line.held < 0 || line.committed < 0 || line.held + line.committed > line.qty) {
-        problems.push(`reservation ${reservation.id} line ${line.sku}@${line.location} has impossible counts`);
+        problems.push(
+          `reservation ${reservation.id} line ${line.sku}@${line.location} has impossible counts`,
+        );
       }
       if (reservation.status !== 'held' && line.held !== 0) {
         problems.push(`reservation ${reservation.id} is ${reservation.status} but still holds ${line.sku}`);
@@ -35,7 +37,8 @@ export function invariantViolations(state: ShardState): string[] {
       if (r.onHand < 0) problems.push(`${sku}@${r.location} onHand ${r.onHand} < 0`);
       if (r.reserved < 0) problems.push(`${sku}@${r.location} reserved ${r.reserved} < 0`);
       const sum = heldByRecord.get(r) ?? 0;
-      if (r.reserved !== sum) problems.push(`${sku}@${r.location} reserved ${r.reserved} != held lines ${sum}`);
+      if (r.reserved !== sum)
+        problems.push(`${sku}@${r.location} reserved ${r.reserved} != held lines ${sum}`);
       if (availableOf(r) < 0) problems.push(`${sku}@${r.location} available < 0`);
     }
   }

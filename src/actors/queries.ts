@@ -30,21 +30,32 @@ export function answer(state: ShardState, query: Query, _now: EpochMs): Reply {
       if (!isValidId(query.sku, limits)) return reject('INVALID_REQUEST', 'sku must be 1..128 bytes');
       const records = state.recordsOf(query.sku);
       if (records.length === 0) return reject('STOCK_NOT_FOUND', `no stock recorded for ${query.sku}`);
-      return { ok: true, kind: 'stockList', sku: query.sku, locations: records.map((r) => viewOf(query.sku, r)) };
+      return {
+        ok: true,
+        kind: 'stockList',
+        sku: query.sku,
+        locations: records.map((r) => viewOf(query.sku, r)),
+      };
     }
     case 'atp':
       return atp(state, query.sku, query.channel, query.location);
     case 'get': {
-      if (!isValidId(query.reservationId, limits)) return reject('INVALID_REQUEST', 'reservationId must be 1..128 bytes');
+      if (!isValidId(query.reservationId, limits))
+        return reject('INVALID_REQUEST', 'reservationId must be 1..128 bytes');
       const reservation = state.reservations.get(query.reservationId);
-      if (reservation === undefined) return reject('RESERVATION_NOT_FOUND', `no reservation ${query.reservationId}`);
+      if (reservation === undefined)
+        return reject('RESERVATION_NOT_FOUND', `no reservation ${query.reservationId}`);
       return { ok: true, kind: 'reservation', reservation: reservationView(reservation), replayed: false };
     }
     case 'channels':
       return {
         ok: true,
         kind: 'channels',
-        channels: [...state.channels.values()].map((c) => ({ channel: c.channel, locations: c.locations, buffer: c.buffer })),
+        channels: [...state.channels.values()].map((c) => ({
+          channel: c.channel,
+          locations: c.locations,
+          buffer: c.buffer,
+        })),
       };
     default: {
       const unknown: never = query;
@@ -107,7 +118,12 @@ export function replyTo(state: ShardState, command: Command, decision: Decision)
         // Aborted (forgotten at once) or never here: the part is gone.
         return reject('RESERVATION_NOT_FOUND', `no reservation ${command.reservationId}`);
       }
-      return { ok: true, kind: 'reservation', reservation: reservationView(reservation), replayed: decision.replayed };
+      return {
+        ok: true,
+        kind: 'reservation',
+        reservation: reservationView(reservation),
+        replayed: decision.replayed,
+      };
     }
     default: {
       const unknown: never = command;

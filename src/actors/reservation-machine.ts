@@ -17,7 +17,14 @@
  */
 import { createMachine, getInitialSnapshot, transition } from 'xstate';
 
-export const reservationEvents = ['COMMIT', 'COMMIT_PARTIAL', 'RELEASE', 'EXPIRE', 'EXTEND', 'ABORT'] as const;
+export const reservationEvents = [
+  'COMMIT',
+  'COMMIT_PARTIAL',
+  'RELEASE',
+  'EXPIRE',
+  'EXTEND',
+  'ABORT',
+] as const;
 export type ReservationEventType = (typeof reservationEvents)[number];
 export const reservationStates = ['held', 'committed', 'released', 'expired', 'aborted'] as const;
 export type ReservationMachineState = (typeof reservationStates)[number];
@@ -60,7 +67,10 @@ export function machineNextState(
 }
 
 function deriveTable(): TransitionTable {
-  const table = {} as Record<ReservationMachineState, Record<ReservationEventType, ReservationMachineState | null>>;
+  const table = {} as Record<
+    ReservationMachineState,
+    Record<ReservationEventType, ReservationMachineState | null>
+  >;
   for (const state of reservationStates) {
     table[state] = {} as Record<ReservationEventType, ReservationMachineState | null>;
     for (const event of reservationEvents) table[state][event] = machineNextState(state, event);
@@ -70,7 +80,8 @@ function deriveTable(): TransitionTable {
 
 export const reservationTransitions: TransitionTable = deriveTable();
 
-export const initialReservationState = getInitialSnapshot(reservationMachine).value as ReservationMachineState;
+export const initialReservationState = getInitialSnapshot(reservationMachine)
+  .value as ReservationMachineState;
 
 export function isTerminal(state: ReservationMachineState): boolean {
   return reservationEvents.every((event) => reservationTransitions[state][event] === null);

@@ -54,7 +54,16 @@ export function imageOf(state: ShardState): StateImage {
     }
   }
   for (const r of state.reservations.values()) {
-    const row: unknown[] = [r.id, r.orderId, r.channel, r.bodyHash, r.createdAt, r.expiresAt, r.status, r.finishedAt];
+    const row: unknown[] = [
+      r.id,
+      r.orderId,
+      r.channel,
+      r.bodyHash,
+      r.createdAt,
+      r.expiresAt,
+      r.status,
+      r.finishedAt,
+    ];
     for (const line of r.lines) row.push(line.sku, line.location, line.qty, line.held, line.committed);
     image.reservations.push(row);
   }
@@ -67,9 +76,15 @@ export function imageOf(state: ShardState): StateImage {
 }
 
 /** Rebuilds a state from an image, keeping only what `owns` accepts (a different shard layout). */
-export function stateFromImage(image: StateImage, limits: Limits, owns: OwnsSku = ownsEverything): ShardState {
+export function stateFromImage(
+  image: StateImage,
+  limits: Limits,
+  owns: OwnsSku = ownsEverything,
+): ShardState {
   if (image.formatVersion !== snapshotFormatVersion) {
-    throw new Error(`snapshot format ${image.formatVersion} is not supported (expected ${snapshotFormatVersion})`);
+    throw new Error(
+      `snapshot format ${image.formatVersion} is not supported (expected ${snapshotFormatVersion})`,
+    );
   }
   const state = new ShardState(limits, owns);
   mergeImage(state, image);
@@ -114,14 +129,24 @@ export function mergeImage(state: ShardState, image: StateImage): void {
       finishedAt: row[7] as number,
       lines,
     };
-    state.addReservation(reservation);
+    const existing = state.reservations.get(reservation.id);
+    if (existing === undefined) state.addReservation(reservation);
+    else state.mergeReservationPart(existing, reservation);
   }
-  for (const [channel, locations, buffer] of image.channels) state.channels.set(channel, { channel, locations, buffer });
+  for (const [channel, locations, buffer] of image.channels)
+    state.channels.set(channel, { channel, locations, buffer });
+  const keysBefore = state.adjustmentKeys.size;
   for (const [sku, key, location, bodyHash, at] of image.adjustmentKeys) {
     if (owns(sku)) state.adjustmentKeys.set(`${sku}\u0000${key}`, { sku, location, bodyHash, at });
   }
+  const finishedBefore = state.finished.size;
   for (const [id, at] of image.finished) {
     const reservation = state.reservations.get(id);
-    if (reservation !== undefined && reservation.finishedAt === at) state.finished.push(id, at);
+    if (reservation !== undefined && reservation.status !== 'held' && reservation.finishedAt === at) {
+      state.finished.push(id, at);
+    }
   }
+  // Windows are forgotten oldest first, so a merge of several images must restore time order.
+  if (keysBefore > 0) state.sortAdjustmentKeys();
+  if (finishedBefore > 0) state.finished.sortByTime();
 }

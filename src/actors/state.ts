@@ -26,7 +26,7 @@ export class StockRecord {
 
 export function availableOf(record: StockRecord): number {
   const free = record.onHand - record.reserved - record.safetyStock;
-  return free > 0 ? free : 0;
+  return Math.max(free, 0);
 }
 
 export function viewOf(sku: string, record: StockRecord): StockView {
@@ -160,6 +160,13 @@ export class FinishedQueue {
     }
   }
 
+  sortByTime(): void {
+    const entries = this.entries().sort((a, b) => a[1] - b[1]);
+    this.ids = entries.map((e) => e[0]);
+    this.times = entries.map((e) => e[1]);
+    this.head = 0;
+  }
+
   entries(): Array<[string, EpochMs]> {
     const out: Array<[string, EpochMs]> = [];
     for (let i = this.head; i < this.ids.length; i++) out.push([this.ids[i]!, this.times[i]!]);
@@ -231,6 +238,33 @@ export class ShardState {
     }
   }
 
+  /**
+   * Merges two parts of one cross-shard reservation that end up on the same shard after a
+   * change of shard count. Lines are disjoint (each SKU lived on one old shard). The part
+   * still holding wins the status; two finished parts keep the most significant outcome.
+   */
+  mergeReservationPart(existing: Reservation, incoming: Reservation): void {
+    for (const line of incoming.lines) existing.lines.push(line);
+    const rank = { held: 0, committed: 1, released: 2, expired: 3, aborted: 4 } as const;
+    if (incoming.status === 'held' && existing.status !== 'held') {
+      this.heldCount++;
+      existing.finishedAt = 0;
+    }
+    if (rank[incoming.status] < rank[existing.status]) existing.status = incoming.status;
+    if (existing.status === 'held') {
+      existing.expiresAt = Math.max(existing.expiresAt, incoming.expiresAt);
+      this.expiries.push(existing.expiresAt, existing.id);
+    } else {
+      existing.finishedAt = Math.max(existing.finishedAt, incoming.finishedAt);
+    }
+  }
+
+  sortAdjustmentKeys(): void {
+    const entries = [...this.adjustmentKeys].sort((a, b) => a[1].at - b[1].at);
+    this.adjustmentKeys.clear();
+    for (const [key, entry] of entries) this.adjustmentKeys.set(key, entry);
+  }
+
   /** Marks a reservation finished and queues it to be forgotten after the retention window. */
   finish(reservation: Reservation, at: EpochMs): void {
     invariant(reservation.status !== 'held', 'finish() of a held reservation');
@@ -250,7 +284,11 @@ export class ShardState {
       this.finished.shift();
       const reservation = this.reservations.get(oldest.id);
       // The id may have been reused after an abort; only drop the finished incarnation.
-      if (reservation !== undefined && reservation.status !== 'held' && reservation.finishedAt === oldest.at) {
+      if (
+        reservation !== undefined &&
+        reservation.status !== 'held' &&
+        reservation.finishedAt === oldest.at
+      ) {
         this.reservations.delete(oldest.id);
       }
     }

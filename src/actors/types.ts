@@ -208,8 +208,9 @@ export interface ReservationHeldEvent {
 }
 
 export interface CommittedLine {
-  /** Index into this shard's lines of the reservation. */
-  readonly index: number;
+  /** The line, by SKU and location (unique within a reservation: allocations are merged). */
+  readonly sku: string;
+  readonly location: string;
   /** Units shipped: lowers reserved, and onHand by `onHandDecrease`. */
   readonly qty: number;
   /** Units of the line released because fewer were shipped than held. */
@@ -304,7 +305,12 @@ export interface ChannelView {
 export type Reply =
   | Rejection
   | { readonly ok: true; readonly kind: 'stock'; readonly record: StockView; readonly duplicate?: boolean }
-  | { readonly ok: true; readonly kind: 'stockList'; readonly sku: string; readonly locations: readonly StockView[] }
+  | {
+      readonly ok: true;
+      readonly kind: 'stockList';
+      readonly sku: string;
+      readonly locations: readonly StockView[];
+    }
   | {
       readonly ok: true;
       readonly kind: 'atp';

@@ -29,7 +29,9 @@ export function isValidQuantity(value: unknown, limits: Limits): value is number
 
 /** A stock level: zero or a positive whole number of units. */
 export function isValidLevel(value: unknown, limits: Limits): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= limits.quantityMax;
+  return (
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= limits.quantityMax
+  );
 }
 
 export function isValidTtl(value: unknown, limits: Limits): value is number {

@@ -1,0 +1,461 @@
+/**
+ * The engine: routes requests to shard actors and coordinates what spans shards.
+ *
+ *   execute(request)
+ *     ├─ sku-keyed (set, adjust, safety, stock, atp) ─▶ shard of the SKU's partition
+ *     ├─ channel upsert ──────────────────────────────▶ every shard (each keeps a copy)
+ *     ├─ reserve on one shard ────────────────────────▶ that shard
+ *     ├─ reserve across shards ───▶ hold on each; if any refuses, abort the others
+ *     └─ by reservation id ───────▶ the shards that hold a part (directory), else all
+ *
+ * Cross-shard reservations are all-or-nothing without locks: each part is an ordinary
+ * hold on its shard; a refusal anywhere aborts the parts that were held. If the process
+ * dies in between, the held parts stay until the client retries with the same id (the
+ * parts already held answer "replayed", the rest are held now) or until they expire.
+ */
+import { availableParallelism } from 'node:os';
+import { reserveBodyHash } from '../actors/decide.js';
+import { digestOfLines } from '../actors/digest.js';
+import { shardOf } from '../actors/hash.js';
+import type { Abort, Commit, Reply, Request, ReservationView, Reserve } from '../actors/types.js';
+import { assertLimits, defaultLimits, defaultShardCount, type Limits } from '../config.js';
+import { type Rejection, reject } from '../errors.js';
+import type { Layout, WalStore } from '../persistence/wal.js';
+import { type Clock, systemClock } from './clock.js';
+import type { RecoveryInfo, ShardStats } from './protocol.js';
+import { ShardHandle, type Sink } from './shard-handle.js';
+
+export interface EngineOptions {
+  /** Where the WAL and snapshots live; hosted in this thread and shared with the workers. */
+  readonly store: WalStore;
+  /** Shard worker threads; default: cores − 1, at least 1. */
+  readonly shards?: number;
+  readonly limits?: Limits;
+  readonly clock?: Clock;
+  readonly onShardRestart?: (shard: number, error: unknown) => void;
+}
+
+/**
+ * What the router needs of a shard: a mailbox that eventually delivers one reply per
+ * request. ShardHandle (a worker thread) is the real one; the deterministic simulation
+ * supplies in-process lanes so it exercises this same routing and coordination code.
+ */
+export interface ShardLane {
+  readonly shard: number;
+  execute(request: Request, sink: Sink, index: number): void;
+}
+
+interface DirectoryEntry {
+  readonly bodyHash: number;
+  readonly shards: readonly number[];
+  readonly addedAt: number;
+}
+
+class PromiseSink implements Sink {
+  resolve!: (reply: Reply) => void;
+  readonly promise = new Promise<Reply>((resolve) => {
+    this.resolve = resolve;
+  });
+  deliver(_index: number, reply: Reply): void {
+    this.resolve(reply);
+  }
+}
+
+class ArraySink implements Sink {
+  private remaining: number;
+  resolve!: (replies: Reply[]) => void;
+  readonly promise: Promise<Reply[]>;
+  constructor(readonly replies: Reply[]) {
+    this.remaining = replies.length;
+    this.promise = new Promise<Reply[]>((resolve) => {
+      this.resolve = resolve;
+    });
+    if (this.remaining === 0) this.resolve(replies);
+  }
+  deliver(index: number, reply: Reply): void {
+    this.replies[index] = reply;
+    if (--this.remaining === 0) this.resolve(this.replies);
+  }
+}
+
+export class Router {
+  readonly limits: Limits;
+  readonly layout: Layout;
+  protected readonly lanes: readonly ShardLane[];
+  protected readonly clock: Clock;
+  /** Cross-shard idempotency: reservation id → body hash and the shards holding parts (shardCount > 1). */
+  private readonly directory = new Map<string, DirectoryEntry>();
+  protected stopped = false;
+
+  constructor(lanes: readonly ShardLane[], layout: Layout, limits: Limits, clock: Clock) {
+    this.lanes = lanes;
+    this.layout = layout;
+    this.limits = limits;
+    this.clock = clock;
+  }
+
+  get shardCount(): number {
+    return this.layout.shardCount;
+  }
+
+  shardOfSku(sku: string): number {
+    return shardOf(sku, this.layout.partitionCount, this.layout.shardCount);
+  }
+
+  /** Executes one request: a command or a query. Never throws for business outcomes. */
+  execute(request: Request): Promise<Reply> {
+    if (this.stopped) return Promise.resolve(reject('UNAVAILABLE', 'the engine is stopping'));
+    if (request === null || typeof request !== 'object') {
+      return Promise.resolve(reject('INVALID_REQUEST', 'a request must be an object'));
+    }
+    switch (request.type) {
+      case 'set':
+      case 'adjust':
+      case 'safety':
+      case 'stock':
+      case 'atp':
+        return this.toShard(this.skuShard(request.sku), request);
+      case 'channel':
+        return this.broadcastChannel(request);
+      case 'channels':
+        return this.toShard(0, request);
+      case 'reserve':
+        return this.reserve(request);
+      case 'commit':
+      case 'release':
+      case 'extend':
+      case 'abort':
+      case 'expire':
+      case 'get':
+        return this.byReservation(request);
+      default:
+        return Promise.resolve(
+          reject('INVALID_REQUEST', `unknown request type ${JSON.stringify((request as Request).type)}`),
+        );
+    }
+  }
+
+  /**
+   * Executes many independent requests; replies come back in order. Single-shard requests
+   * go straight into the shard mailboxes with no promise per request, which is what makes
+   * bulk traffic cheap.
+   */
+  executeMany(requests: readonly Request[]): Promise<Reply[]> {
+    const sink = new ArraySink(new Array(requests.length));
+    for (let i = 0; i < requests.length; i++) {
+      const request = requests[i]!;
+      const shard = this.directShard(request);
+      if (shard >= 0 && !this.stopped) this.lanes[shard]!.execute(request, sink, i);
+      else void this.execute(request).then((reply) => sink.deliver(i, reply));
+    }
+    return sink.promise;
+  }
+
+  /** The shard a request can go to without coordination, or -1. */
+  private directShard(request: Request): number {
+    if (request === null || typeof request !== 'object') return -1;
+    switch (request.type) {
+      case 'set':
+      case 'adjust':
+      case 'safety':
+      case 'stock':
+      case 'atp':
+        return this.skuShard(request.sku);
+      case 'reserve':
+      case 'commit':
+      case 'release':
+      case 'extend':
+      case 'get':
+        return this.shardCount === 1 ? 0 : -1;
+      default:
+        return -1;
+    }
+  }
+
+  private skuShard(sku: unknown): number {
+    // An invalid SKU is rejected by whichever shard gets it; shard 0 will do.
+    return typeof sku === 'string' ? this.shardOfSku(sku) : 0;
+  }
+
+  protected toShard(shard: number, request: Request): Promise<Reply> {
+    const sink = new PromiseSink();
+    this.lanes[shard]!.execute(request, sink, 0);
+    return sink.promise;
+  }
+
+  private async broadcastChannel(request: Request): Promise<Reply> {
+    // Every shard applies the same channel command in the same mailbox order, so the
+    // copies agree; shard 0's reply speaks for all.
+    const replies = await Promise.all(this.lanes.map((lane) => this.toShard(lane.shard, request)));
+    const failed = replies.find((reply) => !reply.ok);
+    return failed ?? replies[0]!;
+  }
+
+  /* ------------------------------------------------------------------ reservations */
+
+  private async reserve(request: Reserve): Promise<Reply> {
+    if (this.shardCount === 1) return this.toShard(0, request);
+    if (!Array.isArray(request.lines) || request.lines.some((line) => typeof line?.sku !== 'string')) {
+      return this.toShard(0, request); // let the domain say what is wrong
+    }
+    const bodyHash = reserveBodyHash(request);
+    const known = this.directory.get(request.reservationId);
+    if (known !== undefined && known.bodyHash !== bodyHash) {
+      return reject(
+        'IDEMPOTENCY_KEY_REUSED',
+        `reservation ${request.reservationId} exists with a different body`,
+      );
+    }
+    const parts = new Map<number, Reserve['lines'][number][]>();
+    for (const line of request.lines) {
+      const shard = this.shardOfSku(line.sku);
+      const lines = parts.get(shard);
+      if (lines === undefined) parts.set(shard, [line]);
+      else lines.push(line);
+    }
+    const shards = [...parts.keys()].sort((a, b) => a - b);
+    const replies = await Promise.all(
+      shards.map((shard) => this.toShard(shard, { ...request, lines: parts.get(shard)!, bodyHash })),
+    );
+    const failures = replies.filter((reply): reply is Rejection => !reply.ok);
+    if (failures.length === 0) {
+      this.remember(request.reservationId, bodyHash, shards);
+      return mergeReservationReplies(replies);
+    }
+    // All-or-nothing: abort every part that holds now (new or from an earlier attempt).
+    const abort: Abort = { type: 'abort', reservationId: request.reservationId };
+    await Promise.all(
+      shards.map((shard, i) => {
+        const reply = replies[i]!;
+        return reply.ok && reply.kind === 'reservation' && reply.reservation.status === 'held'
+          ? this.toShard(shard, abort)
+          : undefined;
+      }),
+    );
+    return combineFailures(failures);
+  }
+
+  private remember(id: string, bodyHash: number, shards: readonly number[]): void {
+    const now = this.clock.now();
+    this.directory.set(id, { bodyHash, shards, addedAt: now });
+    // A shard remembers a reservation at most its longest TTL plus the retention window.
+    const horizon = now - (this.limits.ttlSecondsMax + this.limits.reservationRetentionSeconds) * 1000;
+    for (const [oldest, entry] of this.directory) {
+      if (entry.addedAt > horizon) break;
+      this.directory.delete(oldest);
+    }
+  }
+
+  private async byReservation(
+    request: Exclude<Request, Reserve> & { reservationId: string },
+  ): Promise<Reply> {
+    if (this.shardCount === 1) return this.toShard(0, request);
+    const entry =
+      typeof request.reservationId === 'string' ? this.directory.get(request.reservationId) : undefined;
+    const shards = entry?.shards ?? this.lanes.map((lane) => lane.shard);
+    if (request.type === 'commit' && request.lines !== undefined && Array.isArray(request.lines)) {
+      return this.partialCommit(request, shards);
+    }
+    const replies = await Promise.all(shards.map((shard) => this.toShard(shard, request)));
+    return mergeReservationReplies(replies);
+  }
+
+  private async partialCommit(request: Commit, shards: readonly number[]): Promise<Reply> {
+    const byShard = new Map<number, NonNullable<Commit['lines']>[number][]>();
+    for (const line of request.lines!) {
+      const shard = typeof line?.sku === 'string' ? this.shardOfSku(line.sku) : shards[0]!;
+      const lines = byShard.get(shard);
+      if (lines === undefined) byShard.set(shard, [line]);
+      else lines.push(line);
+    }
+    const replies = await Promise.all(
+      [...byShard].map(([shard, lines]) => this.toShard(shard, { ...request, lines })),
+    );
+    // Parts not named by the commit keep their lines held; report the whole reservation.
+    if (replies.every((reply) => reply.ok)) {
+      const rest = shards.filter((shard) => !byShard.has(shard));
+      const views = await Promise.all(
+        rest.map((shard) => this.toShard(shard, { type: 'get', reservationId: request.reservationId })),
+      );
+      return mergeReservationReplies([...replies, ...views]);
+    }
+    return mergeReservationReplies(replies);
+  }
+
+  /** Rebuilds the cross-shard idempotency directory from the shards' reservation indexes. */
+  loadDirectoryFrom(indexes: ReadonlyArray<ReadonlyArray<readonly [string, number]>>): void {
+    const now = this.clock.now();
+    const found = new Map<string, { bodyHash: number; shards: number[] }>();
+    indexes.forEach((index, shard) => {
+      for (const [id, bodyHash] of index) {
+        const entry = found.get(id);
+        if (entry === undefined) found.set(id, { bodyHash, shards: [shard] });
+        else entry.shards.push(shard);
+      }
+    });
+    for (const [id, entry] of found) this.directory.set(id, { ...entry, addedAt: now });
+  }
+}
+
+/** The engine: a Router over shard worker threads, with their supervisors and the expiry ticks. */
+export class Engine extends Router {
+  readonly shards: ShardHandle[];
+  private tickTimer: NodeJS.Timeout | null = null;
+  recovery: RecoveryInfo[] = [];
+
+  private constructor(options: EngineOptions, layout: Layout, limits: Limits, clock: Clock) {
+    const shards = Array.from(
+      { length: layout.shardCount },
+      (_, shard) =>
+        new ShardHandle({
+          shard,
+          layout,
+          limits,
+          store: options.store,
+          now: () => clock.now(),
+          onRestart: options.onShardRestart,
+        }),
+    );
+    super(shards, layout, limits, clock);
+    this.shards = shards;
+  }
+
+  /**
+   * Starts every shard worker and waits until each has recovered. With a shard count
+   * different from the stored layout, each shard rebuilds its SKUs from all old streams
+   * and snapshots under a new epoch before the new layout is recorded.
+   */
+  static async start(options: EngineOptions): Promise<Engine> {
+    const limits = options.limits ?? defaultLimits;
+    assertLimits(limits);
+    const shardCount = options.shards ?? defaultShardCount(availableParallelism());
+    if (!Number.isSafeInteger(shardCount) || shardCount < 1 || shardCount > limits.partitionCount) {
+      throw new Error(`shards must be a whole number 1..${limits.partitionCount}, got ${shardCount}`);
+    }
+    const previous = await options.store.readLayout();
+    const epoch =
+      previous === null ? 1 : previous.shardCount === shardCount ? previous.epoch : previous.epoch + 1;
+    const layout: Layout = { shardCount, partitionCount: limits.partitionCount, epoch };
+    const engine = new Engine(options, layout, limits, options.clock ?? systemClock);
+    try {
+      engine.recovery = await Promise.all(engine.shards.map((shard) => shard.start(previous)));
+    } catch (error) {
+      await Promise.allSettled(engine.shards.map((shard) => shard.stop()));
+      throw error;
+    }
+    if (previous === null || previous.epoch !== epoch) await options.store.writeLayout(layout);
+    if (shardCount > 1) {
+      engine.loadDirectoryFrom(
+        await Promise.all(engine.shards.map((shard) => shard.control.reservationIndex())),
+      );
+    }
+    engine.tickTimer = setInterval(() => engine.tick(), limits.expiryTickMs);
+    engine.tickTimer.unref();
+    return engine;
+  }
+
+  private tick(): void {
+    for (const shard of this.shards) shard.tick();
+  }
+
+  async stats(): Promise<ShardStats[]> {
+    return Promise.all(this.shards.map((shard) => shard.control.stats()));
+  }
+
+  async snapshotNow(): Promise<Array<{ seq: number; bytes: number; stallMs: number }>> {
+    return Promise.all(this.shards.map((shard) => shard.control.snapshotNow()));
+  }
+
+  async inspect(): Promise<Array<{ digest: string; violations: string[] }>> {
+    return Promise.all(this.shards.map((shard) => shard.control.inspect()));
+  }
+
+  /** Test hook: kills a shard's worker as a crash would; its supervisor restarts it. */
+  async crashShard(shard: number): Promise<void> {
+    await this.shards[shard]!.crash();
+  }
+
+  /** Resolves once every shard is ready again (after restarts). */
+  async whenReady(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.shards.some((shard) => shard.phase !== 'ready')) {
+      if (Date.now() > deadline) throw new Error('shards did not become ready in time');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  /** Finishes what is queued, drains every shard and stops the workers. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    await Promise.all(this.shards.map((shard) => shard.stop()));
+  }
+
+  /** One digest of the whole engine's state (all shards; channels counted once). */
+  async digest(): Promise<string> {
+    const lines = (await Promise.all(this.shards.map((shard) => shard.control.canonical()))).flatMap(
+      (shardLines, i) => (i === 0 ? shardLines : shardLines.filter((line) => !line.startsWith('C '))),
+    );
+    return digestOfLines(lines);
+  }
+}
+
+const statusRank: Record<ReservationView['status'], number> = {
+  held: 0,
+  committed: 1,
+  released: 2,
+  expired: 3,
+};
+
+/** One view of a reservation from its parts on several shards. */
+export function mergeReservationReplies(replies: readonly Reply[]): Reply {
+  const views: ReservationView[] = [];
+  let replayed = true;
+  let notFound: Rejection | null = null;
+  for (const reply of replies) {
+    if (!reply.ok) {
+      if (reply.code === 'RESERVATION_NOT_FOUND') {
+        notFound = reply;
+        continue;
+      }
+      return reply;
+    }
+    if (reply.kind !== 'reservation') return reply;
+    views.push(reply.reservation);
+    replayed &&= reply.replayed;
+  }
+  if (views.length === 0) return notFound ?? reject('RESERVATION_NOT_FOUND', 'no such reservation');
+  if (views.length === 1) return { ok: true, kind: 'reservation', reservation: views[0]!, replayed };
+  // Parts agree unless a shard expired its part a moment before another committed; the
+  // lowest-ranked (still held first) status wins so a held line is never reported settled.
+  const status = views.reduce(
+    (best, v) => (statusRank[v.status] < statusRank[best] ? v.status : best),
+    views[0]!.status,
+  );
+  const first = views[0]!;
+  return {
+    ok: true,
+    kind: 'reservation',
+    replayed,
+    reservation: {
+      reservationId: first.reservationId,
+      orderId: first.orderId,
+      channel: first.channel,
+      status,
+      createdAt: Math.min(...views.map((v) => v.createdAt)),
+      expiresAt: Math.max(...views.map((v) => v.expiresAt)),
+      lines: views.flatMap((v) => v.lines),
+    },
+  };
+}
+
+function combineFailures(failures: readonly Rejection[]): Rejection {
+  const shortages = failures.flatMap((failure) => failure.shortages ?? []);
+  const insufficient = failures.find((failure) => failure.code === 'INSUFFICIENT_STOCK');
+  if (insufficient !== undefined) {
+    const skus = shortages.map((s) => s.sku).join(', ');
+    return reject('INSUFFICIENT_STOCK', `not enough available stock for ${skus}`, { shortages });
+  }
+  return failures[0]!;
+}

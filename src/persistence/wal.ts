@@ -1,0 +1,72 @@
+/**
+ * The write-ahead log and snapshot store, as the engine sees it.
+ *
+ *   shard actor ──append(row)──▶ store ──▶ durable ──▶ resolve ──▶ replies sent
+ *
+ * One row per group-committed batch of one shard: (stream = shard, seq) is its position,
+ * `payload` its events encoded with msgpackr (src/persistence/codec.ts). Rows of a stream
+ * are appended strictly in seq order by the single writer of that stream; `append`
+ * refuses a seq that is not lastSeq + 1, so a stale or confused writer cannot fork it.
+ *
+ * The layout (shard count, partition count, epoch) says how SKUs were spread over
+ * streams when the rows were written. When a process starts with another shard count it
+ * recovers every shard from all the old streams, filtered to the SKUs it now owns, writes
+ * a snapshot of every new shard under epoch + 1, and only then records the new layout;
+ * from then on recovery needs only that epoch's snapshots and the rows after them.
+ *
+ * Implementations: MemoryWalStore (tests, benchmarks, the simulation). Every
+ * implementation passes test/wal-store.contract.ts.
+ */
+
+export interface Layout {
+  readonly shardCount: number;
+  readonly partitionCount: number;
+  readonly epoch: number;
+}
+
+export interface WalRow {
+  readonly stream: number;
+  readonly seq: number;
+  readonly epoch: number;
+  /** The batch's time (ms). */
+  readonly at: number;
+  readonly eventCount: number;
+  readonly payload: Uint8Array;
+}
+
+export interface SnapshotRow {
+  readonly shard: number;
+  readonly epoch: number;
+  /** Last seq of stream `shard` the snapshot includes. */
+  readonly seq: number;
+  readonly at: number;
+  readonly payload: Uint8Array;
+  /** Hex checksum of payload; a snapshot whose payload does not match is never used. */
+  readonly checksum: string;
+}
+
+export interface WalStore {
+  readLayout(): Promise<Layout | null>;
+  writeLayout(layout: Layout): Promise<void>;
+  /** Resolves once the row is durable. Rejects if seq is not the stream's next. */
+  append(row: WalRow): Promise<void>;
+  /** Rows of `stream` with seq > afterSeq, in seq order, at most `limit`. */
+  read(stream: number, afterSeq: number, limit: number): Promise<WalRow[]>;
+  /** 0 for an empty stream. */
+  lastSeq(stream: number): Promise<number>;
+  writeSnapshot(snapshot: SnapshotRow): Promise<void>;
+  /** The newest snapshot of a shard in an epoch, or null. */
+  latestSnapshot(shard: number, epoch: number): Promise<SnapshotRow | null>;
+  close(): Promise<void>;
+}
+
+export class WalSequenceError extends Error {
+  readonly code = 'WAL_SEQUENCE';
+  constructor(stream: number, expected: number, got: number) {
+    super(`WAL stream ${stream}: expected seq ${expected}, got ${got} (another writer, or a lost append)`);
+    this.name = 'WalSequenceError';
+  }
+}
+
+/** Rows read per call during recovery and replay. */
+export const walReadPageRows = 1_000;
