@@ -372,14 +372,15 @@ function allocate(
       locationsOf.set(sku, candidateLocations(state, sku, channel));
     }
     const candidates = locationsOf.get(sku)!;
+    // A location outside the channel is wrong whatever the stock; say so before shortages.
+    if (line.location !== undefined && channel !== undefined && !candidates.includes(line.location)) {
+      return { allocations: [], shortages: [], misplaced: line.location };
+    }
     if (remainingAtp.get(sku)! < qty) {
       failed.add(sku);
       continue;
     }
     if (line.location !== undefined) {
-      if (channel !== undefined && !candidates.includes(line.location)) {
-        return { allocations: [], shortages: [], misplaced: line.location };
-      }
       if (freeAt(sku, line.location) < qty) failed.add(sku);
       else take(sku, line.location, qty);
       continue;
@@ -513,19 +514,28 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
     if (!Array.isArray(cmd.lines) || cmd.lines.length > state.limits.reservationLinesMax) {
       return rejected(reject('INVALID_REQUEST', 'lines must be a list of at most 100 lines'));
     }
-    const named = new Set<string>();
+    if (cmd.lines.length === 0)
+      return rejected(reject('INVALID_REQUEST', 'lines, when given, must not be empty'));
+    // A reservation line may be named once, whether by SKU alone or by SKU and location.
+    const claimed = new Set<number>();
     for (const wanted of cmd.lines) {
       if (!isValidId(wanted?.sku, state.limits))
         return rejected(reject('INVALID_REQUEST', 'sku must be 1..128 bytes'));
-      const key = `${wanted.sku}\u0000${wanted.location ?? ''}`;
-      if (named.has(key)) return rejected(reject('INVALID_REQUEST', `line ${wanted.sku} named twice`));
-      named.add(key);
+      if (wanted.qty !== undefined && !isValidQuantity(wanted.qty, state.limits)) {
+        return rejected(
+          reject('INVALID_QUANTITY', `qty must be a whole number 1..${state.limits.quantityMax}`),
+        );
+      }
       const matching: number[] = [];
       reservation.lines.forEach((line, index) => {
         if (line.sku === wanted.sku && (wanted.location === undefined || line.location === wanted.location)) {
           matching.push(index);
         }
       });
+      for (const index of matching) {
+        if (claimed.has(index)) return rejected(reject('INVALID_REQUEST', `line ${wanted.sku} named twice`));
+        claimed.add(index);
+      }
       if (matching.length === 0) {
         return rejected(reject('INVALID_REQUEST', `reservation ${reservation.id} has no line ${wanted.sku}`));
       }
@@ -533,9 +543,6 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
       const heldTotal = heldIndexes.reduce((sum, index) => sum + reservation.lines[index]!.held, 0);
       if (heldIndexes.length === 0) continue; // already settled: repeating is harmless
       let left = wanted.qty ?? heldTotal;
-      if (wanted.qty !== undefined && !isValidLevel(wanted.qty, state.limits)) {
-        return rejected(reject('INVALID_QUANTITY', 'qty must be a whole number >= 0'));
-      }
       if (left > heldTotal) {
         return rejected(
           reject('INVALID_QUANTITY', `qty ${left} exceeds the ${heldTotal} units held for ${wanted.sku}`),
