@@ -146,12 +146,37 @@ export class Router {
       const request = requests[i]!;
       const shard = this.directShard(request);
       if (shard >= 0 && !this.stopped) this.lanes[shard]!.execute(request, sink, i);
+      else if (shard === -2 && !this.stopped) this.reserveOnOneShard(request as Reserve, sink, i);
       else void this.execute(request).then((reply) => sink.deliver(i, reply));
     }
     return sink.promise;
   }
 
-  /** The shard a request can go to without coordination, or -1. */
+  /** A reservation whose lines all live on one shard: straight to it, remembered on success. */
+  private reserveOnOneShard(request: Reserve, sink: Sink, index: number): void {
+    const bodyHash = reserveBodyHash(request);
+    const known = this.directory.get(request.reservationId);
+    if (known !== undefined && known.bodyHash !== bodyHash) {
+      sink.deliver(
+        index,
+        reject('IDEMPOTENCY_KEY_REUSED', `reservation ${request.reservationId} exists with a different body`),
+      );
+      return;
+    }
+    const shard = this.shardOfSku(request.lines[0]!.sku);
+    const recorder: Sink = {
+      deliver: (i, reply) => {
+        if (reply.ok) this.remember(request.reservationId, bodyHash, [shard]);
+        sink.deliver(i, reply);
+      },
+    };
+    this.lanes[shard]!.execute({ ...request, bodyHash }, recorder, index);
+  }
+
+  /**
+   * The shard a request can go to without coordination; -2 for a reservation whose lines
+   * all live on one shard (it still needs the directory); -1 for the coordinated path.
+   */
   private directShard(request: Request): number {
     if (request === null || typeof request !== 'object') return -1;
     switch (request.type) {
@@ -161,12 +186,28 @@ export class Router {
       case 'stock':
       case 'atp':
         return this.skuShard(request.sku);
-      case 'reserve':
+      case 'reserve': {
+        if (this.shardCount === 1) return 0;
+        const lines = request.lines;
+        if (!Array.isArray(lines) || lines.length === 0 || typeof request.reservationId !== 'string') return -1;
+        let shard = -1;
+        for (const line of lines) {
+          if (typeof line?.sku !== 'string') return -1;
+          const owner = this.shardOfSku(line.sku);
+          if (shard !== -1 && owner !== shard) return -1;
+          shard = owner;
+        }
+        return -2;
+      }
       case 'commit':
       case 'release':
       case 'extend':
-      case 'get':
-        return this.shardCount === 1 ? 0 : -1;
+      case 'get': {
+        if (this.shardCount === 1) return 0;
+        if (request.type === 'commit' && request.lines !== undefined) return -1;
+        const entry = typeof request.reservationId === 'string' ? this.directory.get(request.reservationId) : undefined;
+        return entry !== undefined && entry.shards.length === 1 ? entry.shards[0]! : -1;
+      }
       default:
         return -1;
     }
@@ -235,7 +276,7 @@ export class Router {
     return combineFailures(failures);
   }
 
-  private remember(id: string, bodyHash: number, shards: readonly number[]): void {
+  protected remember(id: string, bodyHash: number, shards: readonly number[]): void {
     const now = this.clock.now();
     this.directory.set(id, { bodyHash, shards, addedAt: now });
     // A shard remembers a reservation at most its longest TTL plus the retention window.

@@ -1,0 +1,195 @@
+/**
+ * Engine throughput with the in-memory WAL and real worker threads (no HTTP).
+ *
+ * Workload: a mix of reserve (new id, qty 1), commit and release of earlier reservations,
+ * in waves of `waveSize` commands sent with Engine.executeMany. Two phases per scenario:
+ *   1. saturation — closed loop, `wavesInFlight` waves outstanding: the maximum rate;
+ *   2. latency — open loop at `loadFraction` of that rate: waves leave on a fixed
+ *      schedule whatever the replies do, and each wave's round trip is measured from
+ *      its *scheduled* start, which corrects for coordinated omission.
+ * Round trips go into an HDR histogram (hdr-histogram-js).
+ *
+ * Parameters (environment): BENCH_SECONDS, BENCH_SKUS, BENCH_WAVE, BENCH_INFLIGHT, BENCH_SHARDS.
+ */
+import * as hdr from 'hdr-histogram-js';
+import type { Request } from '../src/actors/types.js';
+import { Engine } from '../src/engine/engine.js';
+import { MemoryWalStore } from '../src/persistence/memory-store.js';
+import { describeMachine, envNumber } from './machine.js';
+
+export interface ThroughputOptions {
+  readonly shards: number;
+  readonly skus: number;
+  /** All reservations on one SKU instead of spread uniformly. */
+  readonly hotSku: boolean;
+  readonly seconds: number;
+  readonly waveSize: number;
+  readonly wavesInFlight: number;
+  readonly loadFraction: number;
+}
+
+export interface ThroughputResult {
+  readonly scenario: string;
+  readonly shards: number;
+  readonly commandsPerSecond: number;
+  readonly commands: number;
+  readonly rejected: number;
+  readonly latencyRate: number;
+  readonly roundTripMs: { p50: number; p90: number; p99: number; p999: number; max: number };
+  readonly walRows: number;
+  readonly eventsPerRow: number;
+}
+
+/** Builds waves of mixed commands; remembers held ids so commits and releases hit real reservations. */
+class Workload {
+  private nextId = 0;
+  private readonly held: string[] = [];
+  private heldHead = 0;
+  constructor(private readonly options: ThroughputOptions) {}
+
+  wave(size: number): Request[] {
+    const wave: Request[] = new Array(size);
+    for (let i = 0; i < size; i++) {
+      const roll = i % 4;
+      const available = this.held.length - this.heldHead;
+      if (roll >= 2 && available > 0) {
+        const reservationId = this.held[this.heldHead++]!;
+        wave[i] = roll === 2 ? { type: 'commit', reservationId } : { type: 'release', reservationId };
+        continue;
+      }
+      const id = `r${this.nextId++}`;
+      const sku = this.options.hotSku ? 'HOT' : `SKU-${this.nextId % this.options.skus}`;
+      wave[i] = { type: 'reserve', reservationId: id, lines: [{ sku, qty: 1, location: 'WH1' }], ttlSeconds: 3600 };
+      this.held.push(id);
+    }
+    if (this.heldHead > 100_000) {
+      this.held.splice(0, this.heldHead);
+      this.heldHead = 0;
+    }
+    return wave;
+  }
+}
+
+export async function runThroughput(options: ThroughputOptions): Promise<ThroughputResult> {
+  const store = new MemoryWalStore();
+  const engine = await Engine.start({ store, shards: options.shards });
+  try {
+    // Stock large enough that reservations never run out during the run.
+    const skus = options.hotSku ? ['HOT'] : Array.from({ length: options.skus }, (_, i) => `SKU-${i}`);
+    for (let i = 0; i < skus.length; i += 10_000) {
+      await engine.executeMany(
+        skus.slice(i, i + 10_000).map((sku) => ({ type: 'set', sku, location: 'WH1', onHand: 1_000_000_000 })),
+      );
+    }
+    const workload = new Workload(options);
+    // Warm-up: let V8 optimise the hot paths before measuring.
+    await closedLoop(engine, workload, options, Math.min(1, options.seconds / 4));
+    const saturation = await closedLoop(engine, workload, options, options.seconds);
+    const latencyRate = saturation.rate * options.loadFraction;
+    const histogram = await openLoop(engine, workload, options, latencyRate, options.seconds);
+    const totals = store.totals();
+    const result: ThroughputResult = {
+      scenario: options.hotSku ? 'hot-sku' : 'uniform',
+      shards: options.shards,
+      commandsPerSecond: Math.round(saturation.rate),
+      commands: saturation.commands,
+      rejected: saturation.rejected,
+      latencyRate: Math.round(latencyRate),
+      roundTripMs: {
+        p50: histogram.getValueAtPercentile(50) / 1000,
+        p90: histogram.getValueAtPercentile(90) / 1000,
+        p99: histogram.getValueAtPercentile(99) / 1000,
+        p999: histogram.getValueAtPercentile(99.9) / 1000,
+        max: histogram.maxValue / 1000,
+      },
+      walRows: totals.rows,
+      eventsPerRow: Math.round(totals.events / Math.max(1, totals.rows)),
+    };
+    histogram.destroy();
+    return result;
+  } finally {
+    await engine.stop();
+  }
+}
+
+async function closedLoop(
+  engine: Engine,
+  workload: Workload,
+  options: ThroughputOptions,
+  seconds: number,
+): Promise<{ rate: number; commands: number; rejected: number }> {
+  const deadline = performance.now() + seconds * 1000;
+  let commands = 0;
+  let rejected = 0;
+  const started = performance.now();
+  const lane = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const replies = await engine.executeMany(workload.wave(options.waveSize));
+      commands += replies.length;
+      for (const reply of replies) if (!reply.ok) rejected++;
+    }
+  };
+  await Promise.all(Array.from({ length: options.wavesInFlight }, lane));
+  const elapsed = (performance.now() - started) / 1000;
+  return { rate: commands / elapsed, commands, rejected };
+}
+
+async function openLoop(
+  engine: Engine,
+  workload: Workload,
+  options: ThroughputOptions,
+  commandsPerSecond: number,
+  seconds: number,
+): Promise<hdr.Histogram> {
+  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const intervalMs = (options.waveSize / commandsPerSecond) * 1000;
+  const waves = Math.max(1, Math.floor((seconds * 1000) / intervalMs));
+  const start = performance.now();
+  const outstanding: Promise<void>[] = [];
+  for (let w = 0; w < waves; w++) {
+    const scheduled = start + w * intervalMs;
+    // Sleep until the wave's scheduled time (setImmediate spins cheaply at sub-ms gaps).
+    while (performance.now() < scheduled) {
+      await new Promise((resolve) => (scheduled - performance.now() > 2 ? setTimeout(resolve, 1) : setImmediate(resolve)));
+    }
+    const wave = workload.wave(options.waveSize);
+    outstanding.push(
+      engine.executeMany(wave).then(() => {
+        // From the scheduled start, not the actual send: a late send counts as latency.
+        histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduled) * 1000)));
+      }),
+    );
+  }
+  await Promise.all(outstanding);
+  return histogram;
+}
+
+export function formatThroughput(result: ThroughputResult): string {
+  const l = result.roundTripMs;
+  return (
+    `${result.scenario.padEnd(8)} shards=${result.shards}  ${result.commandsPerSecond.toLocaleString('en-US')} commands/s` +
+    `  (rejected ${result.rejected}, ${result.eventsPerRow} events/WAL row)` +
+    `  round trip at ${result.latencyRate.toLocaleString('en-US')}/s: p50 ${l.p50.toFixed(2)} ms` +
+    ` p90 ${l.p90.toFixed(2)} p99 ${l.p99.toFixed(2)} p999 ${l.p999.toFixed(2)} max ${l.max.toFixed(2)} ms`
+  );
+}
+
+export async function main(): Promise<void> {
+  const seconds = envNumber('BENCH_SECONDS', 5);
+  const base = {
+    skus: envNumber('BENCH_SKUS', 100_000),
+    seconds,
+    waveSize: envNumber('BENCH_WAVE', 2_000),
+    wavesInFlight: envNumber('BENCH_INFLIGHT', 4),
+    loadFraction: 0.5,
+  };
+  const shardCounts = [1, envNumber('BENCH_SHARDS', 2)];
+  console.log(`engine throughput (in-memory WAL, real worker threads) — ${describeMachine()}`);
+  for (const hotSku of [false, true]) {
+    for (const shards of shardCounts) {
+      console.log(formatThroughput(await runThroughput({ ...base, shards, hotSku })));
+    }
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { formatThroughput, runThroughput } from '../bench/engine-throughput.js';
+import { measureRecordMemory } from '../bench/memory.js';
+
+// Tiny forms of every benchmark, so they never rot. Figures are not asserted here (shared,
+// noisy machines); only that each benchmark runs end to end and reports sane numbers.
+describe('benchmark smoke', () => {
+  it.each([
+    { shards: 1, hotSku: false },
+    { shards: 2, hotSku: true },
+  ])('engine throughput runs (shards=$shards hot=$hotSku)', async ({ shards, hotSku }) => {
+    const result = await runThroughput({
+      shards,
+      hotSku,
+      skus: 200,
+      seconds: 0.3,
+      waveSize: 100,
+      wavesInFlight: 2,
+      loadFraction: 0.5,
+    });
+    expect(result.commands).toBeGreaterThan(0);
+    expect(result.commandsPerSecond).toBeGreaterThan(0);
+    expect(result.rejected).toBe(0);
+    expect(result.roundTripMs.p99).toBeGreaterThanOrEqual(result.roundTripMs.p50);
+    expect(formatThroughput(result)).toContain('commands/s');
+  });
+
+  it('memory per record is measured', () => {
+    const result = measureRecordMemory(10_000, 2);
+    // Without --expose-gc (as under vitest) the figure is noisy at this size; `npm run bench` measures it properly.
+    expect(result.records).toBe(10_000);
+    expect(Number.isFinite(result.bytesPerRecord)).toBe(true);
+  });
+});
