@@ -59,7 +59,12 @@ class Workload {
       }
       const id = `r${this.nextId++}`;
       const sku = this.options.hotSku ? 'HOT' : `SKU-${this.nextId % this.options.skus}`;
-      wave[i] = { type: 'reserve', reservationId: id, lines: [{ sku, qty: 1, location: 'WH1' }], ttlSeconds: 3600 };
+      wave[i] = {
+        type: 'reserve',
+        reservationId: id,
+        lines: [{ sku, qty: 1, location: 'WH1' }],
+        ttlSeconds: 3600,
+      };
       this.held.push(id);
     }
     if (this.heldHead > 100_000) {
@@ -78,7 +83,9 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
     const skus = options.hotSku ? ['HOT'] : Array.from({ length: options.skus }, (_, i) => `SKU-${i}`);
     for (let i = 0; i < skus.length; i += 10_000) {
       await engine.executeMany(
-        skus.slice(i, i + 10_000).map((sku) => ({ type: 'set', sku, location: 'WH1', onHand: 1_000_000_000 })),
+        skus
+          .slice(i, i + 10_000)
+          .map((sku) => ({ type: 'set', sku, location: 'WH1', onHand: 1_000_000_000 })),
       );
     }
     const workload = new Workload(options);
@@ -141,7 +148,11 @@ async function openLoop(
   commandsPerSecond: number,
   seconds: number,
 ): Promise<hdr.Histogram> {
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   const intervalMs = (options.waveSize / commandsPerSecond) * 1000;
   const waves = Math.max(1, Math.floor((seconds * 1000) / intervalMs));
   const start = performance.now();
@@ -150,7 +161,9 @@ async function openLoop(
     const scheduled = start + w * intervalMs;
     // Sleep until the wave's scheduled time (setImmediate spins cheaply at sub-ms gaps).
     while (performance.now() < scheduled) {
-      await new Promise((resolve) => (scheduled - performance.now() > 2 ? setTimeout(resolve, 1) : setImmediate(resolve)));
+      await new Promise((resolve) =>
+        scheduled - performance.now() > 2 ? setTimeout(resolve, 1) : setImmediate(resolve),
+      );
     }
     const wave = workload.wave(options.waveSize);
     outstanding.push(

@@ -47,7 +47,11 @@ export function measureRecordMemory(records: number, locationsPerSku: number): M
   collect();
   const after = process.memoryUsage().heapUsed;
   if (state.recordCount !== records) throw new Error(`built ${state.recordCount} records, wanted ${records}`);
-  return { shape: `${locationsPerSku} location(s)/SKU`, records, bytesPerRecord: Math.round((after - before) / records) };
+  return {
+    shape: `${locationsPerSku} location(s)/SKU`,
+    records,
+    bytesPerRecord: Math.round((after - before) / records),
+  };
 }
 
 export async function main(): Promise<void> {
@@ -56,7 +60,9 @@ export async function main(): Promise<void> {
   if (!(globalThis as { gc?: () => void }).gc) console.log('(run with --expose-gc for exact figures)');
   for (const locations of [1, 4]) {
     const result = measureRecordMemory(records, locations);
-    console.log(`${result.shape.padEnd(20)} ${result.records.toLocaleString('en-US')} records: ${result.bytesPerRecord} bytes/record (target <= 300)`);
+    console.log(
+      `${result.shape.padEnd(20)} ${result.records.toLocaleString('en-US')} records: ${result.bytesPerRecord} bytes/record (target <= 300)`,
+    );
   }
 }
 

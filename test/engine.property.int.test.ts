@@ -193,7 +193,9 @@ interface Scenario {
   readonly body: Request[];
 }
 
-function scenarioArb(options: Options & { readonly shards?: readonly number[] } = {}): fc.Arbitrary<Scenario> {
+function scenarioArb(
+  options: Options & { readonly shards?: readonly number[] } = {},
+): fc.Arbitrary<Scenario> {
   return universeArb
     .filter((u) => options.shards === undefined || options.shards.includes(u.shards))
     .chain((u) =>
@@ -353,25 +355,22 @@ describe('engine against the reference model', () => {
 
   it('one executeMany() of SKU-keyed requests over 2-3 shards matches the model in order', async () => {
     await fc.assert(
-      fc.asyncProperty(
-        scenarioArb({ shards: [2, 3], skuKeyedOnly: true }),
-        async ({ u, setup, body }) => {
-          const clock = new ManualClock();
-          const model = new ReferenceModel();
-          const engine = await startEngine(new MemoryWalStore(), u.shards, clock);
-          try {
-            await executeAndCompare(engine, model, clock, setup);
-            const replies = await engine.executeMany(body);
-            for (let i = 0; i < body.length; i++) {
-              const expected = model.execute(body[i]!, clock.now());
-              expect(essence(replies[i]!), describeRequest(i, body[i]!)).toEqual(essence(expected));
-            }
-            await expectSameState(engine, model, clock, u);
-          } finally {
-            await engine.stop();
+      fc.asyncProperty(scenarioArb({ shards: [2, 3], skuKeyedOnly: true }), async ({ u, setup, body }) => {
+        const clock = new ManualClock();
+        const model = new ReferenceModel();
+        const engine = await startEngine(new MemoryWalStore(), u.shards, clock);
+        try {
+          await executeAndCompare(engine, model, clock, setup);
+          const replies = await engine.executeMany(body);
+          for (let i = 0; i < body.length; i++) {
+            const expected = model.execute(body[i]!, clock.now());
+            expect(essence(replies[i]!), describeRequest(i, body[i]!)).toEqual(essence(expected));
           }
-        },
-      ),
+          await expectSameState(engine, model, clock, u);
+        } finally {
+          await engine.stop();
+        }
+      }),
       { numRuns: 20 },
     );
   });

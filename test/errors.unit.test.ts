@@ -35,7 +35,7 @@ describe('error codes', () => {
   it('every status is a client or availability error, never a 500', () => {
     for (const code of errorCodes) {
       const { status } = errorDefinitions[code];
-      expect(status >= 400 && status < 500 || status === 503, code).toBe(true);
+      expect((status >= 400 && status < 500) || status === 503, code).toBe(true);
     }
   });
 });

@@ -2,6 +2,7 @@
 // NodeNext; this shim types the one function we use.
 declare module 'comlink/dist/esm/node-adapter.mjs' {
   import type { Endpoint } from 'comlink';
+
   interface NodeEndpoint {
     // biome-ignore lint/suspicious/noExplicitAny: mirrors Node's MessagePort/Worker signatures.
     postMessage(message: any, transfer?: any): void;

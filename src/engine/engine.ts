@@ -189,7 +189,8 @@ export class Router {
       case 'reserve': {
         if (this.shardCount === 1) return 0;
         const lines = request.lines;
-        if (!Array.isArray(lines) || lines.length === 0 || typeof request.reservationId !== 'string') return -1;
+        if (!Array.isArray(lines) || lines.length === 0 || typeof request.reservationId !== 'string')
+          return -1;
         let shard = -1;
         for (const line of lines) {
           if (typeof line?.sku !== 'string') return -1;
@@ -205,7 +206,8 @@ export class Router {
       case 'get': {
         if (this.shardCount === 1) return 0;
         if (request.type === 'commit' && request.lines !== undefined) return -1;
-        const entry = typeof request.reservationId === 'string' ? this.directory.get(request.reservationId) : undefined;
+        const entry =
+          typeof request.reservationId === 'string' ? this.directory.get(request.reservationId) : undefined;
         return entry !== undefined && entry.shards.length === 1 ? entry.shards[0]! : -1;
       }
       default:

@@ -136,7 +136,8 @@ export class ReferenceModel {
       case 'reserve':
         return this.reserve(request, now);
       case 'commit':
-        if (request.lines !== undefined) throw new Error('the reference model commits whole reservations only');
+        if (request.lines !== undefined)
+          throw new Error('the reference model commits whole reservations only');
         return this.commit(request.reservationId);
       case 'release':
         return this.release(request.reservationId);
@@ -149,7 +150,12 @@ export class ReferenceModel {
       case 'get': {
         const reservation = this.reservations.get(request.reservationId);
         if (reservation === undefined) return fail('RESERVATION_NOT_FOUND');
-        return { ok: true, kind: 'reservation', reservation: viewOfReservation(reservation), replayed: false };
+        return {
+          ok: true,
+          kind: 'reservation',
+          reservation: viewOfReservation(reservation),
+          replayed: false,
+        };
       }
       case 'channels':
         return {
@@ -271,7 +277,8 @@ export class ReferenceModel {
   private upsertChannel(channel: string, locations: readonly string[], buffer: number): Reply {
     if (!isId(channel)) return fail('INVALID_REQUEST');
     if (!Array.isArray(locations) || locations.length === 0) return fail('INVALID_REQUEST');
-    if (!locations.every(isId) || new Set(locations).size !== locations.length) return fail('INVALID_REQUEST');
+    if (!locations.every(isId) || new Set(locations).size !== locations.length)
+      return fail('INVALID_REQUEST');
     if (!isLevel(buffer)) return fail('INVALID_QUANTITY');
     this.channels.set(channel, { locations: [...locations], buffer });
     const view: ChannelView = { channel, locations: [...locations], buffer };
@@ -554,7 +561,10 @@ function reservationReply(reservation: ModelReservation, replayed: boolean): Rep
  * timestamps) or what depends on the shard layout (order of lines and locations).
  */
 
-const byKey = <T>(key: (item: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+const byKey =
+  <T>(key: (item: T) => string) =>
+  (a: T, b: T) =>
+    key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
 
 function stockEssence(view: StockView) {
   return {
@@ -613,6 +623,10 @@ export function essence(reply: Reply): unknown {
           .sort(byKey((c) => c.channel)),
       };
     case 'reservation':
-      return { kind: reply.kind, replayed: reply.replayed, reservation: reservationEssence(reply.reservation) };
+      return {
+        kind: reply.kind,
+        replayed: reply.replayed,
+        reservation: reservationEssence(reply.reservation),
+      };
   }
 }

@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { createActor } from 'xstate';
+import {
+  initialReservationState,
+  isTerminal,
+  machineNextState,
+  reservationEvents,
+  reservationMachine,
+  reservationStates,
+  reservationTransitions,
+} from '../src/actors/reservation-machine.js';
+import { shardLifecycleMachine } from '../src/actors/shard-lifecycle.js';
+
+describe('reservation lifecycle', () => {
+  it('the hot-path table agrees with the xstate machine for every state and event', () => {
+    for (const state of reservationStates) {
+      for (const event of reservationEvents) {
+        expect(reservationTransitions[state][event], `${state} + ${event}`).toBe(
+          machineNextState(state, event),
+        );
+      }
+    }
+  });
+
+  it('agrees with a live actor driven from the initial state', () => {
+    for (const event of reservationEvents) {
+      const actor = createActor(reservationMachine).start();
+      actor.send({ type: event });
+      expect(actor.getSnapshot().value).toBe(reservationTransitions.held[event] ?? 'held');
+      actor.stop();
+    }
+  });
+
+  it('starts held, and terminal states never revert', () => {
+    expect(initialReservationState).toBe('held');
+    expect(isTerminal('held')).toBe(false);
+    for (const state of ['committed', 'released', 'expired', 'aborted'] as const) {
+      expect(isTerminal(state), state).toBe(true);
+      for (const event of reservationEvents) expect(reservationTransitions[state][event]).toBeNull();
+    }
+  });
+
+  it('held accepts every event, partial commits and extensions stay held', () => {
+    expect(reservationTransitions.held).toEqual({
+      COMMIT: 'committed',
+      COMMIT_PARTIAL: 'held',
+      EXTEND: 'held',
+      RELEASE: 'released',
+      EXPIRE: 'expired',
+      ABORT: 'aborted',
+    });
+  });
+});
+
+describe('shard lifecycle', () => {
+  it('recovers, degrades on WAL failure, retries and stops', () => {
+    const actor = createActor(shardLifecycleMachine).start();
+    expect(actor.getSnapshot().value).toBe('recovering');
+    actor.send({ type: 'RECOVERED' });
+    expect(actor.getSnapshot().value).toBe('ready');
+    actor.send({ type: 'WAL_FAILED', error: 'connection lost' });
+    expect(actor.getSnapshot().value).toBe('degraded');
+    expect(actor.getSnapshot().context).toMatchObject({ failures: 1, lastError: 'connection lost' });
+    actor.send({ type: 'RECOVERED' }); // not allowed from degraded: must go through RETRY
+    expect(actor.getSnapshot().value).toBe('degraded');
+    actor.send({ type: 'RETRY' });
+    expect(actor.getSnapshot().value).toBe('recovering');
+    actor.send({ type: 'RECOVERED' });
+    actor.send({ type: 'STOP' });
+    expect(actor.getSnapshot().value).toBe('stopping');
+    actor.send({ type: 'STOPPED' });
+    expect(actor.getSnapshot().status).toBe('done');
+  });
+});
