@@ -334,6 +334,15 @@ function allocate(
   cmd: Reserve,
   channel: Channel | undefined,
 ): { allocations: Allocation[]; shortages: Shortage[]; misplaced: string | null } {
+  return cmd.lines.length === 1 ? allocateOneLine(state, cmd, channel) : allocateLines(state, cmd, channel);
+}
+
+/** The general allocator (any number of lines). Exported for the test that compares it with the fast path. */
+export function allocateLines(
+  state: ShardState,
+  cmd: Reserve,
+  channel: Channel | undefined,
+): { allocations: Allocation[]; shortages: Shortage[]; misplaced: string | null } {
   const strategy: SourcingStrategy = cmd.strategy ?? 'priority';
   // Remaining per location (`sku\0location`) and remaining channel ATP per SKU.
   const remainingAt = new Map<string, number>();
@@ -426,6 +435,68 @@ function allocate(
     shortages.push({ sku, requested: requested.get(sku)!, available: initialAtp.get(sku)! });
   }
   return { allocations: [...merged.values()], shortages, misplaced: null };
+}
+
+/**
+ * The common case, one line, without the scratch maps: the same rules as `allocate`
+ * (test/allocate.unit.test.ts checks the two agree on random states).
+ */
+export function allocateOneLine(
+  state: ShardState,
+  cmd: Reserve,
+  channel: Channel | undefined,
+): { allocations: Allocation[]; shortages: Shortage[]; misplaced: string | null } {
+  const line = cmd.lines[0]!;
+  const { sku, qty } = line;
+  if (line.location !== undefined && channel !== undefined && !channel.locations.includes(line.location)) {
+    return { allocations: [], shortages: [], misplaced: line.location };
+  }
+  const atp = skuAtp(state, sku, channel);
+  const short = { allocations: [], shortages: [{ sku, requested: qty, available: atp }], misplaced: null };
+  if (atp < qty) return short;
+  const freeAt = (location: string): number => {
+    const record = state.record(sku, location);
+    return record === undefined ? 0 : availableOf(record);
+  };
+  if (line.location !== undefined) {
+    return freeAt(line.location) >= qty
+      ? { allocations: [{ sku, location: line.location, qty }], shortages: [], misplaced: null }
+      : short;
+  }
+  const candidates = candidateLocations(state, sku, channel);
+  const strategy: SourcingStrategy = cmd.strategy ?? 'priority';
+  if (strategy === 'priority') {
+    for (const location of candidates) {
+      if (freeAt(location) >= qty)
+        return { allocations: [{ sku, location, qty }], shortages: [], misplaced: null };
+    }
+    return short;
+  }
+  if (strategy === 'most_available') {
+    let best = -1;
+    let chosen = '';
+    for (const location of candidates) {
+      const free = freeAt(location);
+      if (free > best) {
+        best = free;
+        chosen = location;
+      }
+    }
+    return best >= qty
+      ? { allocations: [{ sku, location: chosen, qty }], shortages: [], misplaced: null }
+      : short;
+  }
+  const allocations: Allocation[] = [];
+  let left = qty;
+  for (const location of candidates) {
+    if (left === 0) break;
+    const part = Math.min(left, freeAt(location));
+    if (part > 0) {
+      allocations.push({ sku, location, qty: part });
+      left -= part;
+    }
+  }
+  return left === 0 ? { allocations, shortages: [], misplaced: null } : short;
 }
 
 function decideReserve(state: ShardState, cmd: Reserve, now: EpochMs): Decision {
