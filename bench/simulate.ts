@@ -9,10 +9,22 @@
  * seeds to run (default 1), --steps the steps of each run (default 100,000), --shards the
  * shard count (default: 1, 2, 3 in turn by seed). On a failure it prints the seed and the
  * command that replays it, and exits with status 1.
+ *
+ * Every check is on by default; --tolerate <issue> (repeatable) skips the check of a bug
+ * parked in `knownIssues` (bench/simulation.ts) while it is being fixed. --limit name=value (repeatable) overrides
+ * one of the simulation's limits, e.g. --limit finishedReservationsMax=15. --verbose prints
+ * every action and reply, for following a replayed seed.
  */
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { replayCommand, runSimulation, type SimulationReport } from './simulation.js';
+import {
+  type KnownIssue,
+  knownIssues,
+  replayCommand,
+  runSimulation,
+  type SimulationReport,
+  simulationLimits,
+} from './simulation.js';
 
 const { values } = parseArgs({
   options: {
@@ -20,13 +32,20 @@ const { values } = parseArgs({
     seeds: { type: 'string', default: '1' },
     steps: { type: 'string', default: '100000' },
     shards: { type: 'string' },
+    tolerate: { type: 'string', multiple: true },
+    strict: { type: 'boolean', default: false },
+    limit: { type: 'string', multiple: true, default: [] },
+    verbose: { type: 'boolean', short: 'v', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
 });
 
 if (values.help) {
-  console.log('usage: node dist/bench/simulate.js [--seed N] [--seeds COUNT] [--steps N] [--shards N]');
+  console.log(
+    'usage: node dist/bench/simulate.js [--seed N] [--seeds COUNT] [--steps N] [--shards N]' +
+      ' [--limit name=value]... [--strict | --tolerate issue...] [--verbose]',
+  );
   process.exit(0);
 }
 
@@ -46,12 +65,32 @@ const firstSeed = wholeNumber('seed', values.seed, 0, 0xffff_ffff) ?? randomInt(
 const seedCount = wholeNumber('seeds', values.seeds, 1, 1_000_000)!;
 const steps = wholeNumber('steps', values.steps, 1, 1_000_000_000)!;
 const fixedShards = wholeNumber('shards', values.shards, 1, 64);
+const limits: Record<string, number> = {};
+for (const text of values.limit) {
+  const [name, value] = text.split('=');
+  if (name === undefined || !(name in simulationLimits) || value === undefined) {
+    console.error(`--limit takes name=value with a name from src/config.ts Limits; got ${text}`);
+    process.exit(2);
+  }
+  limits[name] = Number(value);
+}
+// Every check is on unless --tolerate names a bug parked in knownIssues,
+// so that a long run keeps looking for new ones.
+const tolerate = values.strict ? [] : ((values.tolerate ?? []) as KnownIssue[]);
+for (const issue of tolerate) {
+  if (!knownIssues.includes(issue)) {
+    console.error(`--tolerate takes one of ${knownIssues.join(', ')}; got ${issue}`);
+    process.exit(2);
+  }
+}
 
 const totals = new Map<string, number>();
 const started = performance.now();
 let totalSteps = 0;
 
 console.log(`simulating ${seedCount} seed(s) from ${firstSeed}, ${steps} steps each`);
+if (tolerate.length > 0)
+  console.log(`tolerating known src bugs: ${tolerate.join(', ')} (--strict checks them)`);
 for (let i = 0; i < seedCount; i++) {
   const seed = (firstSeed + i) % 0x1_0000_0000;
   const shards = fixedShards ?? 1 + (seed % 3);
@@ -62,6 +101,9 @@ for (let i = 0; i < seedCount; i++) {
       seed,
       steps,
       shards,
+      tolerate,
+      limits,
+      ...(values.verbose ? { log: (line: string) => console.log(line) } : {}),
       progressEvery: 50_000,
       onProgress: (partial) => {
         const seconds = (performance.now() - runStarted) / 1000;
@@ -74,7 +116,7 @@ for (let i = 0; i < seedCount; i++) {
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));
     console.error(`\nFAILED: seed=${seed} shards=${shards} steps=${steps}`);
-    console.error(`replay: ${replayCommand(seed, shards, steps)}`);
+    console.error(`replay: ${replayCommand({ seed, shards, steps, limits, tolerate })}`);
     process.exit(1);
   }
   const seconds = (performance.now() - runStarted) / 1000;

@@ -10,15 +10,23 @@
  *
  * Every shard is an in-process lane (SimShard) that mirrors src/engine/shard-worker.ts:
  * it owns a ShardCore recovered from the shared MemoryWalStore, takes a group of queued
- * batches, processes them, appends one WAL row and only then delivers the replies. The
- * Router is the real one, so cross-shard reservations, aborts and partial commits run the
- * production coordination code. Nothing here reads a real clock or Math.random, and every
- * await is on an in-process promise, so a seed replays the same run exactly.
+ * batches, processes them, appends one WAL row and only then delivers the replies; after a
+ * failed append it degrades (answers UNAVAILABLE) until its retry timer rebuilds the core.
+ * The Router is the real one, so cross-shard reservations, aborts and partial commits run
+ * the production coordination code. Nothing here reads a real clock or Math.random, and
+ * every await is on an in-process promise, so a seed replays the same run exactly.
  *
- * After every step the full invariants hold on every shard and the acknowledged outcomes
- * (held reservations, stock versions, adjustment keys) are still there; every few steps
- * each shard is recovered from the WAL and must equal its live state. A failure throws an
- * Error whose message starts with `simulation failed at seed=<seed> step=<n>:`.
+ * Checks: after every step the full invariants hold on every shard and the acknowledged
+ * outcomes (held reservations, stock versions, adjustment keys inside their window) are
+ * still there; replies to requests on an acknowledged hold are the ones it must give; a
+ * reserve refused for good leaves no part held; no held reservation outlives its expiry
+ * past a batch; every request gets exactly one reply. Every `checkEvery` steps, at every
+ * snapshot and at the end, each shard is rebuilt from the store and must equal its live
+ * state (at the end also from the whole WAL, without snapshots). A failure throws an Error
+ * whose message starts with `simulation failed at seed=<seed> step=<n>:` and says how to
+ * replay it.
+ *
+ * Known src bugs (`knownIssues`) can be tolerated so a run keeps looking for new ones.
  */
 import type { BatchResult, ShardCore } from '../src/actors/core.js';
 import { adjustmentBodyHash, reserveBodyHash } from '../src/actors/decide.js';
@@ -42,7 +50,7 @@ import { ManualClock } from '../src/engine/clock.js';
 import { Router, type ShardLane } from '../src/engine/engine.js';
 import { recoverShard } from '../src/engine/recovery.js';
 import type { Sink } from '../src/engine/shard-handle.js';
-import { reject } from '../src/errors.js';
+import { type Rejection, reject } from '../src/errors.js';
 import { checksumOf, decode, encode, encodeEvents } from '../src/persistence/codec.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
 import { type Layout, WalSequenceError, type WalStore } from '../src/persistence/wal.js';
@@ -130,12 +138,43 @@ export interface SimulationOptions {
   readonly shards: number;
   /** Overrides of the simulation's (small) limits. */
   readonly limits?: Partial<Limits>;
+  /**
+   * Checks to skip because they catch a known, reported src bug (so the other checks can
+   * keep running until it is fixed). Empty by default: every check runs.
+   */
+  readonly tolerate?: readonly KnownIssue[];
+  /** Receives every action and every reply, for following a replayed seed (--verbose). */
+  readonly log?: (line: string) => void;
   /** Steps between "replay equals live state" checks; default 50. */
   readonly checkEvery?: number;
   /** Called every `progressEvery` steps (default 10,000) with the report so far. */
   readonly onProgress?: (report: SimulationReport) => void;
   readonly progressEvery?: number;
 }
+
+/**
+ * Known src bugs a run can be told to tolerate (see SimulationOptions.tolerate).
+ *
+ * - `refused-reserve-leaves-hold`: Router.reserve answers a definitive refusal (e.g.
+ *   INSUFFICIENT_STOCK from one shard) while another part's reply was UNAVAILABLE although
+ *   its hold was durable (the worker died after the append); it never aborts that part, so
+ *   the stock stays held until the TTL although the client was told "no" and won't retry.
+ * - `concurrent-retry-loses-part`: two attempts of one cross-shard reserve in flight at
+ *   once; the second's part on shard A answers "replayed" (held by the first), then the
+ *   first fails elsewhere and the Router aborts every held part, including that one, so
+ *   the second answers "held" for a reservation one of whose parts is gone.
+ * - `snapshot-while-degraded`: after a failed append the worker keeps the failed group in
+ *   its core until the retry timer recovers it, and writeSnapshot (control.snapshotNow)
+ *   does not check the lifecycle: a snapshot taken meanwhile images events the WAL never
+ *   got, under the old seq, and the retry's own recovery then loads them. Tolerating it
+ *   means not snapshotting a degraded shard.
+ */
+export type KnownIssue =
+  | 'refused-reserve-leaves-hold'
+  | 'concurrent-retry-loses-part'
+  | 'snapshot-while-degraded';
+/** Every issue above is fixed; the list stays so a newly found bug can be parked while it is fixed. */
+export const knownIssues: readonly KnownIssue[] = [];
 
 /** Small limits, so that expiries, retention and key windows all come round within a run. */
 export const simulationLimits: Limits = Object.freeze({
@@ -222,12 +261,24 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   return simulation.run();
 }
 
-/** The command line that replays a run (printed with every failure). */
-export function replayCommand(seed: number, shards: number, steps: number): string {
-  return (
-    `SIM_SEED=${seed} SIM_SHARDS=${shards} SIM_STEPS=${steps} npx vitest run --project sim` +
-    ` | npm run build && node dist/bench/simulate.js --seed ${seed} --shards ${shards} --steps ${steps}`
-  );
+/** The command lines that replay a run exactly (printed with every failure). */
+export function replayCommand(
+  options: Pick<SimulationOptions, 'seed' | 'shards' | 'steps' | 'limits' | 'tolerate'>,
+): string {
+  const { seed, shards, steps } = options;
+  const tolerate = options.tolerate ?? [];
+  const limits = Object.entries(options.limits ?? {}).map(([name, value]) => ` --limit ${name}=${value}`);
+  // The test tolerates every known issue unless SIM_STRICT=1; it has no way to set limits.
+  const strictTest = tolerate.length === knownIssues.length ? '' : 'SIM_STRICT=1 ';
+  const test =
+    limits.length > 0 || (tolerate.length > 0 && tolerate.length < knownIssues.length)
+      ? ''
+      : `${strictTest}SIM_SEED=${seed} SIM_SHARDS=${shards} SIM_STEPS=${steps} npx vitest run --project sim\n    or: `;
+  const cli =
+    `npm run build && node dist/bench/simulate.js --seed ${seed} --shards ${shards} --steps ${steps}` +
+    (tolerate.length === 0 ? ' --strict' : tolerate.map((issue) => ` --tolerate ${issue}`).join('')) +
+    limits.join('');
+  return test + cli;
 }
 
 /* ----------------------------------------------------------------------------- shards */
@@ -259,13 +310,20 @@ class SimShard implements ShardLane {
   pending: Envelope[] = [];
   /** False once the process that owned this lane "died": its requests fail at once. */
   alive = true;
+  /**
+   * After a failed append, as the worker's lifecycle `degraded`: the core still holds the
+   * group whose append failed, and the shard answers UNAVAILABLE until its retry timer
+   * rebuilds the core from the store.
+   */
+  degraded = false;
 
   constructor(
     readonly shard: number,
     private readonly sim: Simulation,
   ) {}
 
-  execute(request: Request, sink: Sink, index: number): void {
+  execute(request: Request, originalSink: Sink, index: number): void {
+    const sink = this.sim.observe(request, originalSink);
     if (!this.alive) {
       sink.deliver(index, reject('UNAVAILABLE', `shard ${this.shard} belongs to a process that restarted`));
       return;
@@ -291,15 +349,24 @@ interface AckedHold {
   readonly protectedUntil: number;
 }
 
+/** The newest version of a stock record any reply showed: it never goes backwards. */
+interface AckedVersion {
+  readonly sku: string;
+  readonly location: string;
+  readonly shard: number;
+  version: number;
+}
+
 /** An adjustment applied (not a duplicate): its key must deduplicate for the whole window. */
 interface AckedKey {
+  readonly shard: number;
   readonly location: string;
   readonly bodyHash: number;
   /** Submission time; the key's recorded time is at least this. */
   readonly at: number;
 }
 
-/** Mutations of one reservation id that are in flight (see `noteMutation`). */
+/** Mutations of one reservation id that are in flight (see noteSubmission and onMutationDone). */
 interface IdTrack {
   submitted: number;
   inflight: number;
@@ -313,8 +380,11 @@ interface Submission {
   readonly mark: number;
   readonly expect: Expectation | null;
   readonly expectUntil: number;
+  /** Reserve parts the Router had sent for this id before this submission. */
+  readonly partsBefore: number;
   /** Clock time of the submission: a lower bound of the time its shard will record. */
   readonly at: number;
+  readonly step: number;
 }
 
 const mutatingByReservation: ReadonlySet<string> = new Set(['reserve', 'commit', 'release', 'extend']);
@@ -348,7 +418,7 @@ class Workload {
   private readonly nextKey = new Map<string, number>();
   private readonly recentReserves = new Recent<Reserve>(32);
   private readonly recentAdjusts = new Recent<AdjustStock>(16);
-  readonly recentIds = new Recent<string>(64);
+  readonly recentIds = new Recent<string>(24);
   /** Last reservation view seen per id, for partial commits that name real lines. */
   readonly views = new Map<string, ReservationView>();
   /** Channels ever upserted (they may not all have reached every shard). */
@@ -599,7 +669,9 @@ function diffLines(a: readonly string[], b: readonly string[]): string {
   const inA = new Set(a);
   const onlyA = a.filter((line) => !inB.has(line)).slice(0, 8);
   const onlyB = b.filter((line) => !inA.has(line)).slice(0, 8);
-  return `\n    live only:   ${onlyA.join('\n                 ') || '-'}\n    replay only: ${onlyB.join('\n                 ') || '-'}`;
+  const show = (lines: readonly string[]): string =>
+    lines.join('\n                 ').replaceAll('\u0000', '\\0');
+  return `\n    live only:   ${show(onlyA) || '-'}\n    replay only: ${show(onlyB) || '-'}`;
 }
 
 /** Probabilities of the fault actions. */
@@ -623,6 +695,8 @@ class Simulation {
   private readonly checkEvery: number;
   private readonly progressEvery: number;
   private readonly onProgress: ((report: SimulationReport) => void) | undefined;
+  private readonly tolerated: ReadonlySet<KnownIssue>;
+  private readonly log: ((line: string) => void) | undefined;
   private readonly workload: Workload;
   private shards: SimShard[] = [];
   private router!: Router;
@@ -636,9 +710,16 @@ class Simulation {
   private inflight = 0;
   private readonly retryQueue: Request[] = [];
   private readonly ownerCache = new Map<string, number>();
+  /**
+   * Shards whose adjustment-key map ever reached adjustmentKeysMax: from then on the cap
+   * (not only the window) forgets keys, so their keys are no longer checked.
+   */
+  private readonly keyCapReached = new Set<number>();
+  /** Shards whose state changed during the current step. */
+  private readonly touched = new Set<SimShard>();
 
-  /* Acknowledged outcomes (see checkAcknowledged). */
-  private readonly ackedVersions = new Map<string, number>();
+  /* Acknowledged outcomes, checked by checkShard. */
+  private readonly ackedVersions = new Map<string, AckedVersion>();
   private readonly ackedHolds = new Map<string, AckedHold>();
   private readonly ackedKeys = new Map<string, AckedKey>();
   private readonly idTracks = new Map<string, IdTrack>();
@@ -647,11 +728,18 @@ class Simulation {
    * parts of a cross-shard one, so no reply tells when such a hold expires: never protect it.
    */
   private readonly extendedIds = new Set<string>();
+  /**
+   * Reserve parts the Router sent per id, ids one of whose aborts did not succeed, and ids
+   * one of whose parts was answered UNAVAILABLE (since the id's latest reserve submission).
+   */
+  private readonly partsSent = new Map<string, number>();
+  private readonly abortTrouble = new Set<string>();
+  private readonly partTrouble = new Set<string>();
   /** Per channel: the newest upsert submitted, and whether every shard acknowledged it. */
   private readonly channelTracks = new Map<string, { request: Request; acked: boolean; serial: number }>();
   private channelSerial = 0;
 
-  constructor(options: SimulationOptions) {
+  constructor(private readonly options: SimulationOptions) {
     if (!Number.isSafeInteger(options.seed) || options.seed < 0 || options.seed > 0xffff_ffff) {
       throw new Error(`seed must be a whole number 0..${0xffff_ffff}, got ${options.seed}`);
     }
@@ -672,10 +760,12 @@ class Simulation {
     this.checkEvery = options.checkEvery ?? 50;
     this.progressEvery = options.progressEvery ?? 10_000;
     this.onProgress = options.onProgress;
+    this.tolerated = new Set(options.tolerate ?? []);
+    this.log = options.log;
     this.rng = new Prng(options.seed);
     this.workload = new Workload(
       this.rng,
-      (sku, location) => this.ackedVersions.get(`${sku}\u0000${location}`) ?? 0,
+      (sku, location) => this.ackedVersions.get(`${sku}\u0000${location}`)?.version ?? 0,
     );
   }
 
@@ -688,14 +778,15 @@ class Simulation {
         await this.runStep();
         await drainMicrotasks();
         this.throwIfFailed();
-        this.checkEveryStep();
-        if (this.step % this.checkEvery === 0) await this.checkReplay(false);
+        const checkpoint = this.step % this.checkEvery === 0;
+        this.checkEveryStep(checkpoint);
+        if (checkpoint) await this.checkReplay(false);
         if (this.onProgress !== undefined && this.step % this.progressEvery === 0)
           this.onProgress(this.report());
       }
       this.step = this.steps + 1;
       await this.quiesce();
-      this.checkEveryStep();
+      this.checkEveryStep(true);
       await this.checkReplay(false);
       await this.checkReplay(true);
       this.checkChannels();
@@ -733,7 +824,7 @@ class Simulation {
     return new Error(
       `simulation failed at seed=${this.seed} step=${where}: ${detail}\n` +
         `  shards=${this.layout.shardCount} steps=${this.steps}\n` +
-        `  replay: ${replayCommand(this.seed, this.layout.shardCount, this.steps)}\n` +
+        `  replay: ${replayCommand(this.options)}\n` +
         `  last actions:\n    ${this.lastActions.items.join('\n    ')}`,
     );
   }
@@ -756,6 +847,7 @@ class Simulation {
   private note(action: string): void {
     this.trace(action);
     this.lastActions.add(`step ${this.step}: ${action}`);
+    this.log?.(`step ${this.step}: ${action}`);
   }
 
   /* ---------------------------------------------------------------------------- steps */
@@ -772,13 +864,13 @@ class Simulation {
     const action = rng.int(1000);
     if (action < 420) return this.submitNext();
     if (action < 800) return this.processShard(rng.pick(this.shards), true);
-    if (action < 975) {
+    if (action < 978) {
       const ms = rng.range(1, 2_000);
       this.note(`advance clock ${ms}ms`);
       this.clock.advance(ms);
       return;
     }
-    if (action < 985) {
+    if (action < 980) {
       // Past every default TTL and sometimes past the retention and key windows.
       const ms = rng.range(20_000, 150_000);
       this.note(`jump clock ${ms}ms`);
@@ -826,10 +918,26 @@ class Simulation {
   private noteSubmission(request: Request): Submission {
     if (request.type === 'channel') {
       this.channelTracks.set(request.channel, { request, acked: false, serial: ++this.channelSerial });
-      return { request, mark: this.channelSerial, expect: null, expectUntil: 0, at: this.clock.now() };
+      return {
+        request,
+        mark: this.channelSerial,
+        expect: null,
+        expectUntil: 0,
+        partsBefore: 0,
+        at: this.clock.now(),
+        step: this.step,
+      };
     }
     if (!mutatingByReservation.has(request.type)) {
-      return { request, mark: 0, expect: null, expectUntil: 0, at: this.clock.now() };
+      return {
+        request,
+        mark: 0,
+        expect: null,
+        expectUntil: 0,
+        partsBefore: 0,
+        at: this.clock.now(),
+        step: this.step,
+      };
     }
     const id = (request as { reservationId: string }).reservationId;
     // A hold the client was told about, untouched since: this request's outcome is known.
@@ -845,6 +953,10 @@ class Simulation {
     // From now on the hold may change, so it is no longer protected.
     this.ackedHolds.delete(id);
     if (request.type === 'extend') this.extendedIds.add(id);
+    if (request.type === 'reserve') {
+      this.abortTrouble.delete(id);
+      this.partTrouble.delete(id);
+    }
     let track = this.idTracks.get(id);
     if (track === undefined) {
       track = { submitted: 0, inflight: 0 };
@@ -857,7 +969,9 @@ class Simulation {
       mark: track.submitted,
       expect,
       expectUntil: hold?.protectedUntil ?? 0,
+      partsBefore: this.partsSent.get(id) ?? 0,
       at: this.clock.now(),
+      step: this.step,
     };
   }
 
@@ -871,7 +985,11 @@ class Simulation {
     this.trace(
       `${request.type} ${reply.ok ? `ok ${reply.kind}${reply.kind === 'reservation' ? ` ${reply.reservation.status} ${reply.replayed}` : ''}` : reply.code}`,
     );
-    if (!reply.ok && reply.code === 'UNAVAILABLE' && this.retryQueue.length < 32 && this.rng.chance(0.6)) {
+    if (this.log !== undefined) {
+      this.log(`  reply to ${summarize(request)} (step ${submission.step}): ${JSON.stringify(reply)}`);
+    }
+    const unknownOutcome = !reply.ok && (reply.code === 'UNAVAILABLE' || reply.code === 'OVERLOADED');
+    if (unknownOutcome && this.retryQueue.length < 32 && this.rng.chance(0.6)) {
       // An unknown outcome: a well-behaved client retries with the same body and key.
       this.retryQueue.push(request);
     }
@@ -900,11 +1018,15 @@ class Simulation {
 
   private noteVersion(sku: string, location: string, version: number): void {
     const key = `${sku}\u0000${location}`;
-    const before = this.ackedVersions.get(key) ?? 0;
-    if (version < before) {
-      this.fail(`stock ${sku}@${location} went back from version ${before} to ${version} in a reply`);
+    const acked = this.ackedVersions.get(key);
+    if (acked === undefined) {
+      this.ackedVersions.set(key, { sku, location, shard: this.ownerOf(sku), version });
+      return;
     }
-    this.ackedVersions.set(key, version);
+    if (version < acked.version) {
+      this.fail(`stock ${sku}@${location} went back from version ${acked.version} to ${version} in a reply`);
+    }
+    acked.version = version;
   }
 
   private onAdjustReply(request: AdjustStock, reply: Reply, submittedAt: number): void {
@@ -912,7 +1034,8 @@ class Simulation {
     const compound = `${request.sku}\u0000${request.key}`;
     const acked = this.ackedKeys.get(compound);
     const windowMs = this.limits.adjustmentKeyWindowSeconds * 1000;
-    const live = acked !== undefined && acked.at > this.clock.now() - windowMs;
+    const capped = this.keyCapReached.has(this.ownerOf(request.sku));
+    const live = acked !== undefined && !capped && acked.at > this.clock.now() - windowMs;
     const bodyHash = adjustmentBodyHash(request);
     if (reply.duplicate === true) {
       if (live && (acked.bodyHash !== bodyHash || acked.location !== request.location)) {
@@ -929,11 +1052,17 @@ class Simulation {
       );
     }
     // The shard stamps the key with its batch's time, which is never before the submission.
-    this.ackedKeys.set(compound, { location: request.location, bodyHash, at: submittedAt });
+    this.ackedKeys.set(compound, {
+      shard: this.ownerOf(request.sku),
+      location: request.location,
+      bodyHash,
+      at: submittedAt,
+    });
   }
 
   private checkExpectation(submission: Submission, reply: Reply): void {
-    if (!reply.ok && reply.code === 'UNAVAILABLE') return; // an unknown outcome is always allowed
+    // An unknown outcome (or a request never queued) is always allowed.
+    if (!reply.ok && (reply.code === 'UNAVAILABLE' || reply.code === 'OVERLOADED')) return;
     // The hold could only be guaranteed while no part of it could expire.
     if (this.clock.now() >= submission.expectUntil) return;
     this.counters.expectationsChecked++;
@@ -978,13 +1107,23 @@ class Simulation {
     track.inflight--;
     // Only the newest mutation, with none still in flight, leaves a hold nothing else can touch.
     const settled = track.submitted === submission.mark && track.inflight === 0;
-    if (track.inflight === 0) this.idTracks.delete(id);
+    // Alone: no other mutation of the id was in flight at any time during this one.
+    const alone = track.submitted === 1;
+    if (settled && request.type === 'reserve' && !reply.ok)
+      this.checkRefusedReserve(request, submission, reply);
+    if (track.inflight === 0) {
+      this.idTracks.delete(id);
+      this.partsSent.delete(id);
+      this.abortTrouble.delete(id);
+      this.partTrouble.delete(id);
+    }
     if (request.type !== 'reserve' || !reply.ok || reply.kind !== 'reservation') return;
     const view = reply.reservation;
     if (view.status !== 'held') return;
     const shards = new Set(view.lines.map((line) => this.ownerOf(line.sku)));
     if (shards.size > 1 && !reply.replayed) this.counters.crossShardReservations++;
     if (!settled || this.extendedIds.has(id)) return;
+    if (!alone && this.tolerated.has('concurrent-retry-loses-part')) return;
     const ttlSeconds = request.ttlSeconds ?? this.limits.ttlSecondsDefault;
     this.ackedHolds.set(id, {
       bodyHash: reserveBodyHash(request),
@@ -992,6 +1131,61 @@ class Simulation {
       fresh: view.lines.every((line) => line.held === line.qty),
       protectedUntil: view.createdAt + ttlSeconds * 1000,
     });
+  }
+
+  /**
+   * All-or-nothing: a reserve the shards refused for good (not UNAVAILABLE) leaves no part
+   * of its body held, once every abort the Router sent has been answered. Only checked when
+   * nothing else for the id was in flight, the Router did send parts (it may refuse from its
+   * directory alone), and every abort succeeded (an aborted abort is an unknown outcome).
+   */
+  private checkRefusedReserve(request: Reserve, submission: Submission, reply: Rejection): void {
+    if (reply.code === 'UNAVAILABLE' || reply.code === 'OVERLOADED') return;
+    const id = request.reservationId;
+    // The known bug needs a part whose outcome was unknown; any other leftover still fails.
+    if (this.tolerated.has('refused-reserve-leaves-hold') && this.partTrouble.has(id)) return;
+    if ((this.partsSent.get(id) ?? 0) === submission.partsBefore || this.abortTrouble.has(id)) return;
+    if (!Array.isArray(request.lines) || request.lines.some((line) => typeof line?.sku !== 'string')) return;
+    const bodyHash = reserveBodyHash(request);
+    const targets = new Set(request.lines.map((line) => this.ownerOf(line.sku)));
+    // A degraded core may still hold a part whose append failed; it is judged once rebuilt.
+    if ([...targets].some((target) => this.shards[target]!.degraded)) return;
+    for (const target of targets) {
+      const part = this.shards[target]!.core.state.reservations.get(id);
+      if (part?.status === 'held' && part.bodyHash === bodyHash) {
+        this.fail(
+          `reserve ${id} was refused with ${reply.code} (${reply.detail}), yet shard ${target} still holds ` +
+            `its part: ${part.lines.map((l) => `${l.held} × ${l.sku}@${l.location}`).join(', ')} ` +
+            `until ${part.expiresAt} (now ${this.clock.now()})`,
+        );
+      }
+    }
+    this.counters.expectationsChecked++;
+  }
+
+  /** Sees the Router's traffic to a lane: reserve parts sent, and how its aborts ended. */
+  observe(request: Request, sink: Sink): Sink {
+    if (request === null || typeof request !== 'object') return sink;
+    if (request.type === 'reserve' && typeof request.reservationId === 'string') {
+      const id = request.reservationId;
+      this.partsSent.set(id, (this.partsSent.get(id) ?? 0) + 1);
+      return {
+        deliver: (index, reply) => {
+          if (!reply.ok && reply.code === 'UNAVAILABLE') this.partTrouble.add(id);
+          sink.deliver(index, reply);
+        },
+      };
+    }
+    if (request.type === 'abort') {
+      const id = request.reservationId;
+      return {
+        deliver: (index, reply) => {
+          if (!reply.ok) this.abortTrouble.add(id);
+          sink.deliver(index, reply);
+        },
+      };
+    }
+    return sink;
   }
 
   ownerOf(sku: string): number {
@@ -1012,6 +1206,20 @@ class Simulation {
    */
   private async processShard(shard: SimShard, faults: boolean): Promise<void> {
     const rng = this.rng;
+    if (shard.degraded) {
+      // At the end of a run the retry timer always fires; before, only sometimes.
+      if (faults && rng.chance(0.5)) {
+        // The worker still serves nothing: every batch it holds is answered UNAVAILABLE.
+        this.note(`shard ${shard.shard} is degraded: ${shard.pending.length} request(s) fail`);
+        const failure = reject('UNAVAILABLE', `shard ${shard.shard} is degraded; retry`);
+        for (const envelope of shard.pending.splice(0)) this.deliver(envelope, failure);
+        return;
+      }
+      // The retry timer fired: the core is rebuilt from the store, then the mailbox runs.
+      this.note(`shard ${shard.shard} retries: recover from the store`);
+      await this.recoverLane(shard, 'a degraded state (retry)');
+      shard.degraded = false;
+    }
     let group: Batch[];
     if (shard.pending.length === 0) {
       // An idle shard gets an empty batch from the expiry timer (ShardHandle.tick).
@@ -1022,6 +1230,7 @@ class Simulation {
       const count = rng.chance(0.75) ? shard.pending.length : rng.range(1, shard.pending.length);
       group = this.splitIntoBatches(shard.pending.splice(0, count));
     }
+    this.touched.add(shard);
     const requestCount = group.reduce((sum, batch) => sum + batch.envelopes.length, 0);
     const crash = faults && rng.chance(faultRates.crash) ? (rng.chance(0.5) ? 'before' : 'after') : null;
     this.note(
@@ -1031,6 +1240,7 @@ class Simulation {
 
     const events: DomainEvent[] = [];
     const replies: Reply[][] = [];
+    let lastExpiredCount = 0;
     for (const batch of group) {
       shard.lastNow = Math.max(shard.lastNow, batch.now);
       // Requests cross a thread boundary as msgpackr bytes; so do they here.
@@ -1043,14 +1253,13 @@ class Simulation {
       }
       for (const event of result.events) events.push(event);
       replies.push(result.replies);
+      lastExpiredCount = result.expiredCount;
       this.counters.batches++;
     }
 
     if (crash === 'before') {
       this.counters.crashesBeforeAppend++;
-      this.failGroup(group, `shard ${shard.shard} restarted; the outcome is unknown, retry`);
-      this.failSomePending(shard, 'restarted');
-      await this.recoverLane(shard, 'a crash before its append');
+      await this.recoverThenFail(shard, group, 'a crash before its append', 'restarted');
       return;
     }
 
@@ -1068,12 +1277,13 @@ class Simulation {
         if (error instanceof WalSequenceError || !isInjectedAppendFailure(error)) {
           this.fail(`shard ${shard.shard} append failed unexpectedly: ${describe(error)}`);
         }
-        // As the worker: the group's outcome is unknown, the shard serves nothing until it
-        // has rebuilt its state from the WAL, and batches it holds meanwhile fail too.
+        // As the worker: the group's outcome is unknown, so its senders (and maybe batches
+        // already sent) hear UNAVAILABLE, and the shard degrades until its retry timer has
+        // rebuilt the core from the store (see the top of this method).
         this.counters.appendFailures++;
+        shard.degraded = true;
         this.failGroup(group, `WAL append failed: ${String(error)}; the outcome is unknown, retry`);
-        this.failSomePending(shard, 'degraded');
-        await this.recoverLane(shard, 'an append failure');
+        this.failSomePending(shard, 'is degraded');
         return;
       }
       shard.seq++;
@@ -1081,14 +1291,14 @@ class Simulation {
       this.counters.events += events.length;
       for (const event of events) if (event.type === 'ReservationExpired') this.counters.expiries++;
     }
+    // A batch that used its whole expiry budget may leave due holds for the next one.
+    if (lastExpiredCount < this.limits.expiriesPerBatchMax) this.checkExpiriesDone(shard);
 
     if (crash === 'after') {
       // Everything processed is durable, so the rebuilt state must be the state we had.
       this.counters.crashesAfterAppend++;
       const before = canonicalLines([shard.core.state]);
-      this.failGroup(group, `shard ${shard.shard} restarted; the outcome is unknown, retry`);
-      this.failSomePending(shard, 'restarted');
-      await this.recoverLane(shard, 'a crash after its append');
+      await this.recoverThenFail(shard, group, 'a crash after its append', 'restarted');
       const after = canonicalLines([shard.core.state]);
       if (digestOfLines(before) !== digestOfLines(after)) {
         this.fail(
@@ -1101,8 +1311,26 @@ class Simulation {
     group.forEach((batch, i) => {
       // Replies cross back as bytes too.
       const decoded = decode<Reply[]>(encode(replies[i]));
-      batch.envelopes.forEach((envelope, j) => this.deliver(envelope, decoded[j]!));
+      batch.envelopes.forEach((envelope, j) => {
+        this.deliver(envelope, decoded[j]!);
+      });
     });
+  }
+
+  /**
+   * Expiry liveness: every batch first expires what is due at its time, and nothing a batch
+   * holds or extends is due at once, so after a group no held reservation is due at lastNow
+   * (unless the last batch used its whole expiry budget, expiriesPerBatchMax).
+   */
+  private checkExpiriesDone(shard: SimShard): void {
+    for (const reservation of shard.core.state.reservations.values()) {
+      if (reservation.status === 'held' && reservation.expiresAt <= shard.lastNow) {
+        this.fail(
+          `shard ${shard.shard}: reservation ${reservation.id} is still held at ${shard.lastNow}, ` +
+            `past its expiry at ${reservation.expiresAt}`,
+        );
+      }
+    }
   }
 
   /** Splits a run of requests into batches at random points, each at most batchCommandsMax. */
@@ -1126,6 +1354,19 @@ class Simulation {
     if (envelope.delivered) this.fail(`a ${envelope.request.type} request got two replies`);
     envelope.delivered = true;
     envelope.sink.deliver(envelope.index, reply);
+  }
+
+  /**
+   * A worker died or degraded with `group` in flight: the new core is rebuilt from the WAL,
+   * then the group's senders (and maybe requests it already held) hear UNAVAILABLE. The
+   * real supervisor answers first and restarts later, but whatever the Router sends in
+   * between waits in the mailbox for the new worker, so the order is invisible to clients;
+   * recovering first keeps the dead core out of sight of the reply handlers' checks.
+   */
+  private async recoverThenFail(shard: SimShard, group: readonly Batch[], cause: string, why: string) {
+    await this.recoverLane(shard, cause);
+    this.failGroup(group, `shard ${shard.shard} ${why}; the outcome is unknown, retry`);
+    this.failSomePending(shard, why);
   }
 
   private failGroup(group: readonly Batch[], detail: string): void {
@@ -1168,7 +1409,19 @@ class Simulation {
 
   /** As shard-worker.ts writeSnapshot(): the image of the state at the shard's seq. */
   private async snapshot(shard: SimShard): Promise<void> {
-    this.note(`snapshot shard ${shard.shard} at seq ${shard.seq}`);
+    // The worker refuses to snapshot unless it is ready (shard-worker.ts snapshotNow).
+    if (shard.degraded) return;
+    this.note(`snapshot shard ${shard.shard} at seq ${shard.seq}${shard.degraded ? ' (degraded)' : ''}`);
+    // A snapshot stands for the WAL up to its seq: the state it images must be exactly what
+    // the store rebuilds for that seq, or later recoveries start from something never logged.
+    const fresh = await this.recoverFresh(shard, this.store, 'before a snapshot');
+    if (fresh.seq !== shard.seq || stateDigest([fresh.core.state]) !== stateDigest([shard.core.state])) {
+      this.fail(
+        `snapshot of shard ${shard.shard} at seq ${shard.seq} images a state the WAL does not hold` +
+          `${shard.degraded ? ' (the shard is degraded: its core still holds the group whose append failed)' : ''}` +
+          diffLines(canonicalLines([shard.core.state]), canonicalLines([fresh.core.state])),
+      );
+    }
     const payload = encode(imageOf(shard.core.state));
     await this.store.writeSnapshot({
       shard: shard.shard,
@@ -1218,7 +1471,7 @@ class Simulation {
   /** Runs every mailbox (without faults) until no request is queued or unanswered. */
   private async quiesce(): Promise<void> {
     for (let round = 0; round < 10_000; round++) {
-      const busy = this.shards.filter((shard) => shard.pending.length > 0);
+      const busy = this.shards.filter((shard) => shard.pending.length > 0 || shard.degraded);
       if (busy.length === 0) {
         if (this.inflight === 0) return;
         this.fail(`${this.inflight} request(s) never got a reply, and no mailbox holds them`);
@@ -1232,21 +1485,34 @@ class Simulation {
 
   /* --------------------------------------------------------------------------- checks */
 
-  private checkEveryStep(): void {
-    for (const shard of this.shards) this.checkShard(shard, 'after the step');
+  /**
+   * The full invariants on every shard. The acknowledged outcomes on the shards whose state
+   * this step changed (an untouched state cannot lose one), and on all of them when `all`.
+   */
+  private checkEveryStep(all: boolean): void {
+    for (const shard of this.shards) {
+      if (all || this.touched.has(shard)) this.checkShard(shard, 'after the step');
+      else this.checkInvariants(shard, 'after the step');
+    }
+    this.touched.clear();
+  }
+
+  private checkInvariants(shard: SimShard, when: string): void {
+    const violations = invariantViolations(shard.core.state);
+    if (violations.length > 0) {
+      this.fail(`shard ${shard.shard} breaks invariants ${when}: ${violations.join('; ')}`);
+    }
   }
 
   /** The full invariants and every acknowledged outcome this shard owns. */
   private checkShard(shard: SimShard, when: string): void {
+    this.checkInvariants(shard, when);
     const state = shard.core.state;
-    const violations = invariantViolations(state);
-    if (violations.length > 0)
-      this.fail(`shard ${shard.shard} breaks invariants ${when}: ${violations.join('; ')}`);
+    if (state.adjustmentKeys.size >= this.limits.adjustmentKeysMax) this.keyCapReached.add(shard.shard);
     const now = this.clock.now();
 
-    for (const [key, version] of this.ackedVersions) {
-      const [sku, location] = key.split('\u0000') as [string, string];
-      if (this.ownerOf(sku) !== shard.shard) continue;
+    for (const { sku, location, shard: owner, version } of this.ackedVersions.values()) {
+      if (owner !== shard.shard) continue;
       const record = state.record(sku, location);
       if (record === undefined || record.version < version) {
         this.fail(
@@ -1281,8 +1547,7 @@ class Simulation {
         this.ackedKeys.delete(compound);
         continue;
       }
-      const sku = compound.slice(0, compound.indexOf('\u0000'));
-      if (this.ownerOf(sku) !== shard.shard) continue;
+      if (key.shard !== shard.shard || this.keyCapReached.has(shard.shard)) continue;
       const entry = state.adjustmentKeys.get(compound);
       if (entry === undefined || entry.bodyHash !== key.bodyHash || entry.location !== key.location) {
         this.fail(
@@ -1297,17 +1562,9 @@ class Simulation {
   private async checkReplay(fullWal: boolean): Promise<void> {
     const store = fullWal ? withoutSnapshots(this.store) : this.store;
     for (const shard of this.shards) {
-      let fresh: Awaited<ReturnType<typeof recoverShard>>;
-      try {
-        fresh = await recoverShard(store, {
-          shard: shard.shard,
-          layout: this.layout,
-          previous: this.layout,
-          limits: this.limits,
-        });
-      } catch (error) {
-        this.fail(`replay of shard ${shard.shard} failed: ${describe(error)}`);
-      }
+      // A degraded core holds a group that never became durable: nothing to compare yet.
+      if (shard.degraded) continue;
+      const fresh = await this.recoverFresh(shard, store, 'for a replay check');
       this.counters.replayChecks++;
       const source = fullWal ? 'the whole WAL' : 'snapshot + WAL';
       if (fresh.seq !== shard.seq) {
@@ -1324,6 +1581,20 @@ class Simulation {
       const violations = invariantViolations(fresh.core.state);
       if (violations.length > 0)
         this.fail(`replay of shard ${shard.shard} breaks invariants: ${violations.join('; ')}`);
+    }
+  }
+
+  /** Rebuilds a shard's state from `store` into a new core, beside the live one. */
+  private async recoverFresh(shard: SimShard, store: WalStore, why: string) {
+    try {
+      return await recoverShard(store, {
+        shard: shard.shard,
+        layout: this.layout,
+        previous: this.layout,
+        limits: this.limits,
+      });
+    } catch (error) {
+      this.fail(`recovery of shard ${shard.shard} ${why} failed: ${describe(error)}`);
     }
   }
 

@@ -2,7 +2,7 @@
  * ShardCore: one shard's single-writer actor logic, with no IO and no threads.
  *
  * The worker thread (src/engine/shard-worker.ts) and the deterministic simulation
- * (test/support/simulation.ts) both drive this same class: hand it a batch of requests
+ * (bench/simulation.ts) both drive this same class: hand it a batch of requests
  * and the batch's time; it expires what is due, decides each request in order, evolves
  * the state after each decision (so later requests see earlier effects), and returns the
  * events to make durable plus one reply per request. The caller must not release the

@@ -168,5 +168,8 @@ function transitionTo(
   );
   const wasHeld = reservation.status === 'held';
   reservation.status = next;
-  if (wasHeld && next !== 'held') state.finish(reservation, at);
+  if (!wasHeld || next === 'held') return;
+  // An aborted part is forgotten at once, so it never enters the finished window.
+  if (next === 'aborted') state.heldCount--;
+  else state.finish(reservation, at);
 }

@@ -85,6 +85,8 @@ export class Router {
   protected readonly clock: Clock;
   /** Cross-shard idempotency: reservation id → body hash and the shards holding parts (shardCount > 1). */
   private readonly directory = new Map<string, DirectoryEntry>();
+  /** Coordinated work in progress per reservation id (see `serially`). */
+  private readonly inProgress = new Map<string, Promise<void>>();
   protected stopped = false;
 
   constructor(lanes: readonly ShardLane[], layout: Layout, limits: Limits, clock: Clock) {
@@ -236,11 +238,35 @@ export class Router {
 
   /* ------------------------------------------------------------------ reservations */
 
-  private async reserve(request: Reserve): Promise<Reply> {
+  private reserve(request: Reserve): Promise<Reply> {
     if (this.shardCount === 1) return this.toShard(0, request);
     if (!Array.isArray(request.lines) || request.lines.some((line) => typeof line?.sku !== 'string')) {
       return this.toShard(0, request); // let the domain say what is wrong
     }
+    return this.serially(request.reservationId, () => this.reserveAcrossShards(request));
+  }
+
+  /**
+   * Runs coordinated work for one reservation id after any earlier work for that id, so
+   * two attempts of the same reservation never interleave (one could abort a part the
+   * other just answered for).
+   */
+  private serially<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const key = String(id);
+    const before = this.inProgress.get(key) ?? Promise.resolve();
+    const result = before.then(work, work);
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inProgress.set(key, settled);
+    void settled.then(() => {
+      if (this.inProgress.get(key) === settled) this.inProgress.delete(key);
+    });
+    return result;
+  }
+
+  private async reserveAcrossShards(request: Reserve): Promise<Reply> {
     const bodyHash = reserveBodyHash(request);
     const known = this.directory.get(request.reservationId);
     if (known !== undefined && known.bodyHash !== bodyHash) {
@@ -265,14 +291,24 @@ export class Router {
       this.remember(request.reservationId, bodyHash, shards);
       return mergeReservationReplies(replies);
     }
-    // All-or-nothing: abort every part that holds now (new or from an earlier attempt).
+    // All or nothing. A reservation is acknowledged only once every part holds, so if this
+    // attempt had to create a part, or a part was refused outright (a part that existed
+    // would have answered "replayed"), the reservation was never complete: abort every
+    // part that may hold — held now, or unknown because its shard failed (abort is
+    // idempotent). If every part replayed or is unknown, it may have been acknowledged:
+    // abort nothing, answer UNAVAILABLE, and let the retry find out.
+    const neverComplete = replies.some(
+      (reply) =>
+        (reply.ok && reply.kind === 'reservation' && !reply.replayed) ||
+        (!reply.ok && reply.code !== 'UNAVAILABLE'),
+    );
     const abort: Abort = { type: 'abort', reservationId: request.reservationId };
     await Promise.all(
       shards.map((shard, i) => {
         const reply = replies[i]!;
-        return reply.ok && reply.kind === 'reservation' && reply.reservation.status === 'held'
-          ? this.toShard(shard, abort)
-          : undefined;
+        const heldNow = reply.ok && reply.kind === 'reservation' && reply.reservation.status === 'held';
+        const unknown = !reply.ok && reply.code === 'UNAVAILABLE';
+        return neverComplete && (heldNow || unknown) ? this.toShard(shard, abort) : undefined;
       }),
     );
     return combineFailures(failures);
@@ -289,10 +325,14 @@ export class Router {
     }
   }
 
-  private async byReservation(
+  private byReservation(request: Exclude<Request, Reserve> & { reservationId: string }): Promise<Reply> {
+    if (this.shardCount === 1) return this.toShard(0, request);
+    return this.serially(request.reservationId, () => this.byReservationOnShards(request));
+  }
+
+  private async byReservationOnShards(
     request: Exclude<Request, Reserve> & { reservationId: string },
   ): Promise<Reply> {
-    if (this.shardCount === 1) return this.toShard(0, request);
     const entry =
       typeof request.reservationId === 'string' ? this.directory.get(request.reservationId) : undefined;
     const shards = entry?.shards ?? this.lanes.map((lane) => lane.shard);
@@ -494,6 +534,9 @@ export function mergeReservationReplies(replies: readonly Reply[]): Reply {
 }
 
 function combineFailures(failures: readonly Rejection[]): Rejection {
+  // An unknown outcome anywhere makes the whole outcome unknown: the client must retry.
+  const unavailable = failures.find((failure) => failure.code === 'UNAVAILABLE');
+  if (unavailable !== undefined) return unavailable;
   const shortages = failures.flatMap((failure) => failure.shortages ?? []);
   const insufficient = failures.find((failure) => failure.code === 'INSUFFICIENT_STOCK');
   if (insufficient !== undefined) {

@@ -207,7 +207,12 @@ const control: ShardControl = {
       ...counters,
     };
   },
-  snapshotNow: () => exclusive(writeSnapshot),
+  snapshotNow: () =>
+    exclusive(async () => {
+      // Degraded means the state may hold a group whose append failed: never image it.
+      if (lifecycleState !== 'ready') throw new Error(`shard ${shard} is ${lifecycleState}: no snapshot`);
+      return writeSnapshot();
+    }),
   reservationIndex: () =>
     exclusive(async () =>
       [...core.state.reservations.values()].map((r): [string, number] => [r.id, r.bodyHash]),
