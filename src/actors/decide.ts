@@ -289,7 +289,16 @@ export function skuAtp(state: ShardState, sku: string, channel: Channel | undefi
 }
 
 function validateReserve(state: ShardState, cmd: Reserve): Rejection | null {
-  const limits = state.limits;
+  const invalid = validateReserveShape(cmd, state.limits);
+  if (invalid !== null) return invalid;
+  if (cmd.channel !== undefined && cmd.channel !== null && !state.channels.has(cmd.channel)) {
+    return reject('UNKNOWN_CHANNEL', `channel ${cmd.channel} is not configured`);
+  }
+  return null;
+}
+
+/** The checks of a reserve that need no state, in the order a shard makes them. */
+export function validateReserveShape(cmd: Reserve, limits: Limits): Rejection | null {
   if (!isValidId(cmd.reservationId, limits))
     return reject('INVALID_REQUEST', 'reservationId must be 1..128 bytes');
   if (cmd.orderId !== undefined && cmd.orderId !== null && !isValidId(cmd.orderId, limits)) {
@@ -318,9 +327,6 @@ function validateReserve(state: ShardState, cmd: Reserve): Rejection | null {
     if (!isValidQuantity(line.qty, limits)) {
       return reject('INVALID_QUANTITY', `qty must be a whole number 1..${limits.quantityMax}`);
     }
-  }
-  if (cmd.channel !== undefined && cmd.channel !== null && !state.channels.has(cmd.channel)) {
-    return reject('UNKNOWN_CHANNEL', `channel ${cmd.channel} is not configured`);
   }
   return null;
 }

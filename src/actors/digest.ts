@@ -17,10 +17,11 @@ export function canonicalLines(states: readonly ShardState[]): string[] {
       }
     }
     for (const r of state.reservations.values()) {
-      const parts = r.lines.map((l) => `${l.sku}/${l.location}/${l.qty}/${l.held}/${l.committed}`).sort();
-      lines.push(
-        `R ${r.id} ${r.status} ${r.expiresAt} ${r.bodyHash} ${r.orderId} ${r.channel} ${parts.join(',')}`,
-      );
+      // One header per reservation part and one line per reservation line, so the parts of a
+      // cross-shard reservation combine (mergeCanonicalLines) whatever the shard count.
+      lines.push(`R ${r.id} ${r.status} ${r.expiresAt} ${r.bodyHash} ${r.orderId} ${r.channel}`);
+      for (const l of r.lines)
+        lines.push(`L ${r.id} ${l.sku} ${l.location} ${l.qty} ${l.held} ${l.committed}`);
     }
     for (const [compound, entry] of state.adjustmentKeys)
       lines.push(`K ${compound} ${entry.bodyHash} ${entry.at}`);
@@ -47,4 +48,40 @@ export function digestOfLines(unsorted: readonly string[]): string {
     h2 = hash53(line, (h2 ^ 0x9e3779b9) >>> 0);
   }
   return `${lines.length}:${h1.toString(16)}:${h2.toString(16)}`;
+}
+
+const statusRank: Readonly<Record<string, number>> = {
+  held: 0,
+  committed: 1,
+  released: 2,
+  expired: 3,
+  aborted: 4,
+};
+
+/**
+ * Canonical lines of several shards as one state: channels (replicated on every shard)
+ * once, and the headers of one reservation's parts merged the way the router merges their
+ * views — the least settled status (a part still holding makes it held) and the latest
+ * expiry. The result does not depend on how many shards the state was spread over.
+ */
+export function mergeCanonicalLines(lines: readonly string[]): string[] {
+  const out = new Set<string>();
+  const headers = new Map<string, string[]>();
+  for (const line of lines) {
+    if (!line.startsWith('R ')) {
+      out.add(line);
+      continue;
+    }
+    const fields = line.split(' ');
+    const id = fields[1]!;
+    const seen = headers.get(id);
+    if (seen === undefined) {
+      headers.set(id, fields);
+      continue;
+    }
+    if (statusRank[fields[2]!]! < statusRank[seen[2]!]!) seen[2] = fields[2]!;
+    if (Number(fields[3]) > Number(seen[3])) seen[3] = fields[3]!;
+  }
+  for (const fields of headers.values()) out.add(fields.join(' '));
+  return [...out];
 }

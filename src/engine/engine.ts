@@ -14,12 +14,12 @@
  * parts already held answer "replayed", the rest are held now) or until they expire.
  */
 import { availableParallelism } from 'node:os';
-import { reserveBodyHash } from '../actors/decide.js';
-import { digestOfLines } from '../actors/digest.js';
+import { reserveBodyHash, validateReserveShape } from '../actors/decide.js';
+import { digestOfLines, mergeCanonicalLines } from '../actors/digest.js';
 import { shardOf } from '../actors/hash.js';
 import type { Abort, Commit, Reply, Request, ReservationView, Reserve } from '../actors/types.js';
 import { assertLimits, defaultLimits, defaultShardCount, type Limits } from '../config.js';
-import { type Rejection, reject } from '../errors.js';
+import { type ErrorCode, type Rejection, reject } from '../errors.js';
 import type { Layout, WalStore } from '../persistence/wal.js';
 import { type Clock, systemClock } from './clock.js';
 import type { RecoveryInfo, ShardStats } from './protocol.js';
@@ -42,8 +42,12 @@ export interface EngineOptions {
  */
 export interface ShardLane {
   readonly shard: number;
-  execute(request: Request, sink: Sink, index: number): void;
+  /** `internal`: the router's own compensation, exempt from the mailbox bound. */
+  execute(request: Request, sink: Sink, index: number, internal?: boolean): void;
 }
+
+/** Attempts of a compensating abort whose outcome stays unknown (shard restarting). */
+const compensationAttemptsMax = 8;
 
 interface DirectoryEntry {
   readonly bodyHash: number;
@@ -89,7 +93,18 @@ export class Router {
   private readonly inProgress = new Map<string, Promise<void>>();
   protected stopped = false;
 
-  constructor(lanes: readonly ShardLane[], layout: Layout, limits: Limits, clock: Clock) {
+  /**
+   * @param retryPause waits before the n-th retry of a compensating abort. The engine
+   *   backs off on real timers; the default (no wait) keeps an in-process driver such as
+   *   the deterministic simulation free of wall-clock time.
+   */
+  constructor(
+    lanes: readonly ShardLane[],
+    layout: Layout,
+    limits: Limits,
+    clock: Clock,
+    private readonly retryPause: (attempt: number) => Promise<void> = () => Promise.resolve(),
+  ) {
     this.lanes = lanes;
     this.layout = layout;
     this.limits = limits;
@@ -154,21 +169,43 @@ export class Router {
     return sink.promise;
   }
 
-  /** A reservation whose lines all live on one shard: straight to it, remembered on success. */
+  /**
+   * A reservation whose lines all live on one shard, queued at once so it keeps its place
+   * in that shard's mailbox order. Its id is entered in the directory before it is queued,
+   * so a second body for the same id — in this call or any later one — is refused. If
+   * coordinated work for the id is in progress, it waits its turn on the coordinated path.
+   */
   private reserveOnOneShard(request: Reserve, sink: Sink, index: number): void {
+    const id = request.reservationId;
+    if (this.inProgress.has(id)) {
+      void this.execute(request).then((reply) => sink.deliver(index, reply));
+      return;
+    }
+    const invalid = validateReserveShape(request, this.limits);
+    if (invalid !== null) {
+      sink.deliver(index, invalid);
+      return;
+    }
     const bodyHash = reserveBodyHash(request);
-    const known = this.directory.get(request.reservationId);
+    const known = this.directory.get(id);
     if (known !== undefined && known.bodyHash !== bodyHash) {
-      sink.deliver(
-        index,
-        reject('IDEMPOTENCY_KEY_REUSED', `reservation ${request.reservationId} exists with a different body`),
-      );
+      void this.keyReused(request).then((reply) => sink.deliver(index, reply));
       return;
     }
     const shard = this.shardOfSku(request.lines[0]!.sku);
+    if (known === undefined) this.remember(id, bodyHash, [shard]);
+    const entry = this.directory.get(id);
     const recorder: Sink = {
       deliver: (i, reply) => {
-        if (reply.ok) this.remember(request.reservationId, bodyHash, [shard]);
+        // A definite refusal created nothing: free the id unless something else claimed it since.
+        if (
+          !reply.ok &&
+          reply.code !== 'UNAVAILABLE' &&
+          known === undefined &&
+          this.directory.get(id) === entry
+        ) {
+          this.directory.delete(id);
+        }
         sink.deliver(i, reply);
       },
     };
@@ -176,8 +213,9 @@ export class Router {
   }
 
   /**
-   * The shard a request can go to without coordination; -2 for a reservation whose lines
-   * all live on one shard (it still needs the directory); -1 for the coordinated path.
+   * The shard a request can go to without coordination, or -1; -2 for a reservation whose
+   * lines all live on one shard (see reserveOnOneShard). With several shards, any other
+   * reservation takes the coordinated path.
    */
   private directShard(request: Request): number {
     if (request === null || typeof request !== 'object') return -1;
@@ -267,14 +305,13 @@ export class Router {
   }
 
   private async reserveAcrossShards(request: Reserve): Promise<Reply> {
+    // The same checks, in the same order, as one shard makes before it looks at stock, so
+    // the answer does not depend on how the lines happen to be spread over shards.
+    const invalid = validateReserveShape(request, this.limits);
+    if (invalid !== null) return invalid;
     const bodyHash = reserveBodyHash(request);
     const known = this.directory.get(request.reservationId);
-    if (known !== undefined && known.bodyHash !== bodyHash) {
-      return reject(
-        'IDEMPOTENCY_KEY_REUSED',
-        `reservation ${request.reservationId} exists with a different body`,
-      );
-    }
+    if (known !== undefined && known.bodyHash !== bodyHash) return this.keyReused(request);
     const parts = new Map<number, Reserve['lines'][number][]>();
     for (const line of request.lines) {
       const shard = this.shardOfSku(line.sku);
@@ -308,10 +345,47 @@ export class Router {
         const reply = replies[i]!;
         const heldNow = reply.ok && reply.kind === 'reservation' && reply.reservation.status === 'held';
         const unknown = !reply.ok && reply.code === 'UNAVAILABLE';
-        return neverComplete && (heldNow || unknown) ? this.toShard(shard, abort) : undefined;
+        return neverComplete && (heldNow || unknown) ? this.compensate(shard, abort) : undefined;
       }),
     );
     return combineFailures(failures);
+  }
+
+  /**
+   * The answer to a reservation id reused with another body. A shard checks the channel
+   * before the id, so an unknown channel is reported first here too; channels live in the
+   * shards, so ask one (this path is rare).
+   */
+  private async keyReused(request: Reserve): Promise<Rejection> {
+    if (typeof request.channel === 'string') {
+      const reply = await this.toShard(0, { type: 'channels' });
+      if (
+        reply.ok &&
+        reply.kind === 'channels' &&
+        !reply.channels.some((c) => c.channel === request.channel)
+      ) {
+        return reject('UNKNOWN_CHANNEL', `channel ${request.channel} is not configured`);
+      }
+    }
+    return reject(
+      'IDEMPOTENCY_KEY_REUSED',
+      `reservation ${request.reservationId} exists with a different body`,
+    );
+  }
+
+  /**
+   * Sends a compensating abort. It bypasses the mailbox bound (a full mailbox must not
+   * strand a hold the client was told did not happen) and is retried while its outcome
+   * is unknown; if the shard stays down, expiry releases the part.
+   */
+  private async compensate(shard: number, abort: Abort): Promise<void> {
+    for (let attempt = 0; attempt < compensationAttemptsMax; attempt++) {
+      const sink = new PromiseSink();
+      this.lanes[shard]!.execute(abort, sink, 0, true);
+      const reply = await sink.promise;
+      if (reply.ok || reply.code !== 'UNAVAILABLE') return;
+      await this.retryPause(attempt);
+    }
   }
 
   protected remember(id: string, bodyHash: number, shards: readonly number[]): void {
@@ -399,7 +473,13 @@ export class Engine extends Router {
           onRestart: options.onShardRestart,
         }),
     );
-    super(shards, layout, limits, clock);
+    super(
+      shards,
+      layout,
+      limits,
+      clock,
+      (attempt) => new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt)),
+    );
     this.shards = shards;
   }
 
@@ -461,7 +541,12 @@ export class Engine extends Router {
   /** Resolves once every shard is ready again (after restarts). */
   async whenReady(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.shards.some((shard) => shard.phase !== 'ready')) {
+    // The main thread knows a worker restarted; only the worker knows it is degraded.
+    for (;;) {
+      if (this.shards.every((shard) => shard.phase === 'ready')) {
+        const stats = await Promise.all(this.shards.map((shard) => shard.control.stats()));
+        if (stats.every((stat) => stat.lifecycle === 'ready')) return;
+      }
       if (Date.now() > deadline) throw new Error('shards did not become ready in time');
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
@@ -477,10 +562,8 @@ export class Engine extends Router {
 
   /** One digest of the whole engine's state (all shards; channels counted once). */
   async digest(): Promise<string> {
-    const lines = (await Promise.all(this.shards.map((shard) => shard.control.canonical()))).flatMap(
-      (shardLines, i) => (i === 0 ? shardLines : shardLines.filter((line) => !line.startsWith('C '))),
-    );
-    return digestOfLines(lines);
+    const perShard = await Promise.all(this.shards.map((shard) => shard.control.canonical()));
+    return digestOfLines(mergeCanonicalLines(perShard.flat()));
   }
 }
 
@@ -537,11 +620,26 @@ function combineFailures(failures: readonly Rejection[]): Rejection {
   // An unknown outcome anywhere makes the whole outcome unknown: the client must retry.
   const unavailable = failures.find((failure) => failure.code === 'UNAVAILABLE');
   if (unavailable !== undefined) return unavailable;
+  // Otherwise the code one shard would give for the whole request: its checks run in this order.
+  for (const code of refusalPrecedence) {
+    const found = failures.find((failure) => failure.code === code);
+    if (found !== undefined) return found;
+  }
   const shortages = failures.flatMap((failure) => failure.shortages ?? []);
-  const insufficient = failures.find((failure) => failure.code === 'INSUFFICIENT_STOCK');
-  if (insufficient !== undefined) {
+  if (shortages.length > 0) {
     const skus = shortages.map((s) => s.sku).join(', ');
     return reject('INSUFFICIENT_STOCK', `not enough available stock for ${skus}`, { shortages });
   }
   return failures[0]!;
 }
+
+/** Refusals a shard gives before it looks at stock, in the order it checks them. */
+const refusalPrecedence: readonly ErrorCode[] = [
+  'INVALID_REQUEST',
+  'INVALID_TTL',
+  'LIMIT_EXCEEDED',
+  'INVALID_QUANTITY',
+  'UNKNOWN_CHANNEL',
+  'IDEMPOTENCY_KEY_REUSED',
+  'LOCATION_NOT_IN_CHANNEL',
+];

@@ -102,12 +102,16 @@ export class ShardHandle {
     return info;
   }
 
-  execute(request: Request, sink: Sink, index: number): void {
+  /**
+   * Queues a request. `internal` marks the router's compensating aborts: they are exempt
+   * from the bound (their number is bounded by the cross-shard reservations in flight).
+   */
+  execute(request: Request, sink: Sink, index: number, internal = false): void {
     if (this.phase === 'stopping' || this.phase === 'stopped') {
       sink.deliver(index, reject('UNAVAILABLE', `shard ${this.shard} is stopping`));
       return;
     }
-    if (this.depth >= this.limits.mailboxDepthMax) {
+    if (!internal && this.depth >= this.limits.mailboxDepthMax) {
       sink.deliver(index, reject('OVERLOADED', `shard ${this.shard} has ${this.depth} commands queued`));
       return;
     }

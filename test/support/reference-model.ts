@@ -117,6 +117,17 @@ export class ReferenceModel {
   readonly reservations = new Map<string, ModelReservation>();
   readonly adjustments = new Map<string, Map<string, AdjustmentBody>>();
 
+  /** An independent deep copy (to ask "what if" without changing this model). */
+  clone(): ReferenceModel {
+    const copy = new ReferenceModel();
+    for (const [sku, locations] of this.stock) copy.stock.set(sku, structuredClone(locations));
+    for (const [channel, config] of this.channels) copy.channels.set(channel, structuredClone(config));
+    for (const [id, reservation] of this.reservations)
+      copy.reservations.set(id, structuredClone(reservation));
+    for (const [sku, keys] of this.adjustments) copy.adjustments.set(sku, structuredClone(keys));
+    return copy;
+  }
+
   /** Applies one request at time `now` and returns the reply the engine should give. */
   execute(request: Request, now: number): Reply {
     this.expireDue(now);
