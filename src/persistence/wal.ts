@@ -15,7 +15,8 @@
  * from then on recovery needs only that epoch's snapshots and the rows after them.
  *
  * Implementations: MemoryWalStore (tests, benchmarks, the simulation). Every
- * implementation passes test/wal-store.contract.ts.
+ * implementation passes the contract in test/support/wal-store-contract.ts (run by
+ * test/wal-store.unit.test.ts).
  */
 
 export interface Layout {
