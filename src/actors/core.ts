@@ -34,11 +34,6 @@ export class ShardCore {
     this.state = new ShardState(limits, owns);
   }
 
-  /** Replaces the state (after loading a snapshot). */
-  reset(state: ShardState): void {
-    this.state = state;
-  }
-
   process(requests: readonly Request[], now: EpochMs): BatchResult {
     const state = this.state;
     const events: DomainEvent[] = [];

@@ -5,9 +5,8 @@
  * object per record: at 1,000,000 records that is a few large arrays instead of a
  * million small objects to allocate, encode and collect.
  */
-import type { Limits } from '../config.js';
 import type { ReservationMachineState } from './reservation-machine.js';
-import { type OwnsSku, ownsEverything, type Reservation, ShardState, type StockRecord } from './state.js';
+import type { Reservation, ShardState, StockRecord } from './state.js';
 
 export const snapshotFormatVersion = 1;
 
@@ -73,22 +72,6 @@ export function imageOf(state: ShardState): StateImage {
     image.adjustmentKeys.push([entry.sku, key, entry.location, entry.bodyHash, entry.at]);
   }
   return image;
-}
-
-/** Rebuilds a state from an image, keeping only what `owns` accepts (a different shard layout). */
-export function stateFromImage(
-  image: StateImage,
-  limits: Limits,
-  owns: OwnsSku = ownsEverything,
-): ShardState {
-  if (image.formatVersion !== snapshotFormatVersion) {
-    throw new Error(
-      `snapshot format ${image.formatVersion} is not supported (expected ${snapshotFormatVersion})`,
-    );
-  }
-  const state = new ShardState(limits, owns);
-  mergeImage(state, image);
-  return state;
 }
 
 /** Adds an image's owned content to a state (several images merge when the shard count changed). */

@@ -181,17 +181,12 @@ export class Router {
       void this.execute(request).then((reply) => sink.deliver(index, reply));
       return;
     }
-    const invalid = validateReserveShape(request, this.limits);
-    if (invalid !== null) {
-      sink.deliver(index, invalid);
+    const checked = this.precheck(request);
+    if ('rejection' in checked) {
+      void checked.rejection.then((reply) => sink.deliver(index, reply));
       return;
     }
-    const bodyHash = reserveBodyHash(request);
-    const known = this.directory.get(id);
-    if (known !== undefined && known.bodyHash !== bodyHash) {
-      void this.keyReused(request).then((reply) => sink.deliver(index, reply));
-      return;
-    }
+    const { bodyHash, known } = checked;
     const shard = this.shardOfSku(request.lines[0]!.sku);
     if (known === undefined) this.remember(id, bodyHash, [shard]);
     const entry = this.directory.get(id);
@@ -305,13 +300,9 @@ export class Router {
   }
 
   private async reserveAcrossShards(request: Reserve): Promise<Reply> {
-    // The same checks, in the same order, as one shard makes before it looks at stock, so
-    // the answer does not depend on how the lines happen to be spread over shards.
-    const invalid = validateReserveShape(request, this.limits);
-    if (invalid !== null) return invalid;
-    const bodyHash = reserveBodyHash(request);
-    const known = this.directory.get(request.reservationId);
-    if (known !== undefined && known.bodyHash !== bodyHash) return this.keyReused(request);
+    const checked = this.precheck(request);
+    if ('rejection' in checked) return checked.rejection;
+    const { bodyHash } = checked;
     const parts = new Map<number, Reserve['lines'][number][]>();
     for (const line of request.lines) {
       const shard = this.shardOfSku(line.sku);
@@ -349,6 +340,22 @@ export class Router {
       }),
     );
     return combineFailures(failures);
+  }
+
+  /**
+   * What the router checks before any shard sees a reservation: the checks one shard makes
+   * before it looks at stock, in the same order (so the answer does not depend on how the
+   * lines are spread over shards), then the id against the directory.
+   */
+  private precheck(
+    request: Reserve,
+  ): { rejection: Promise<Rejection> } | { bodyHash: number; known: DirectoryEntry | undefined } {
+    const invalid = validateReserveShape(request, this.limits);
+    if (invalid !== null) return { rejection: Promise.resolve(invalid) };
+    const bodyHash = reserveBodyHash(request);
+    const known = this.directory.get(request.reservationId);
+    if (known !== undefined && known.bodyHash !== bodyHash) return { rejection: this.keyReused(request) };
+    return { bodyHash, known };
   }
 
   /**

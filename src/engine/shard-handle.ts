@@ -63,7 +63,6 @@ export class ShardHandle {
   /** Commands queued or in flight. */
   depth = 0;
   restarts = 0;
-  lastRecovery: RecoveryInfo | null = null;
 
   constructor(private readonly options: ShardHandleOptions) {
     this.shard = options.shard;
@@ -96,7 +95,6 @@ export class ShardHandle {
     worker.on('error', (error) => this.onWorkerDied(worker, error));
     worker.on('exit', (code) => this.onWorkerDied(worker, new Error(`worker exited with code ${code}`)));
     const info = await this.control.ready();
-    this.lastRecovery = info;
     this.phase = 'ready';
     this.scheduleFlush();
     return info;

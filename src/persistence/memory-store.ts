@@ -14,7 +14,6 @@ export class MemoryWalStore implements WalStore {
   private readonly streams = new Map<number, WalRow[]>();
   private readonly snapshots: SnapshotRow[] = [];
   private failuresPending = 0;
-  appendCount = 0;
 
   async readLayout(): Promise<Layout | null> {
     return this.layout;
@@ -34,7 +33,6 @@ export class MemoryWalStore implements WalStore {
     if (row.seq !== expected) throw new WalSequenceError(row.stream, expected, row.seq);
     // Copy: the caller may reuse or transfer its buffer.
     rows.push({ ...row, payload: row.payload.slice() });
-    this.appendCount++;
   }
 
   async read(stream: number, afterSeq: number, limit: number): Promise<WalRow[]> {
