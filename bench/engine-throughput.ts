@@ -9,7 +9,12 @@
  *      its *scheduled* start, which corrects for coordinated omission.
  * Round trips go into an HDR histogram (hdr-histogram-js).
  *
- * Parameters (environment): BENCH_SECONDS, BENCH_SKUS, BENCH_WAVE, BENCH_INFLIGHT, BENCH_SHARDS.
+ * The latency phase sends smaller waves (BENCH_LATENCY_WAVE, default 100 commands: a burst of
+ * concurrent client requests) than the saturation phase (BENCH_WAVE, default 2,000), because a
+ * wave's round trip grows with its size.
+ *
+ * Parameters (environment): BENCH_SECONDS, BENCH_SKUS, BENCH_WAVE, BENCH_LATENCY_WAVE,
+ * BENCH_INFLIGHT, BENCH_SHARDS.
  */
 import * as hdr from 'hdr-histogram-js';
 import type { Request } from '../src/actors/types.js';
@@ -24,6 +29,8 @@ export interface ThroughputOptions {
   readonly hotSku: boolean;
   readonly seconds: number;
   readonly waveSize: number;
+  /** Commands per wave in the open-loop latency phase (a burst of concurrent client requests). */
+  readonly latencyWaveSize: number;
   readonly wavesInFlight: number;
   readonly loadFraction: number;
 }
@@ -35,6 +42,7 @@ export interface ThroughputResult {
   readonly commands: number;
   readonly rejected: number;
   readonly latencyRate: number;
+  readonly latencyWaveSize: number;
   readonly roundTripMs: { p50: number; p90: number; p99: number; p999: number; max: number };
   readonly walRows: number;
   readonly eventsPerRow: number;
@@ -102,6 +110,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
       commands: saturation.commands,
       rejected: saturation.rejected,
       latencyRate: Math.round(latencyRate),
+      latencyWaveSize: options.latencyWaveSize,
       roundTripMs: {
         p50: histogram.getValueAtPercentile(50) / 1000,
         p90: histogram.getValueAtPercentile(90) / 1000,
@@ -153,7 +162,7 @@ async function openLoop(
     highestTrackableValue: 60_000_000,
     numberOfSignificantValueDigits: 3,
   });
-  const intervalMs = (options.waveSize / commandsPerSecond) * 1000;
+  const intervalMs = (options.latencyWaveSize / commandsPerSecond) * 1000;
   const waves = Math.max(1, Math.floor((seconds * 1000) / intervalMs));
   const start = performance.now();
   const outstanding: Promise<void>[] = [];
@@ -165,7 +174,7 @@ async function openLoop(
         scheduled - performance.now() > 2 ? setTimeout(resolve, 1) : setImmediate(resolve),
       );
     }
-    const wave = workload.wave(options.waveSize);
+    const wave = workload.wave(options.latencyWaveSize);
     outstanding.push(
       engine.executeMany(wave).then(() => {
         // From the scheduled start, not the actual send: a late send counts as latency.
@@ -182,7 +191,7 @@ export function formatThroughput(result: ThroughputResult): string {
   return (
     `${result.scenario.padEnd(8)} shards=${result.shards}  ${result.commandsPerSecond.toLocaleString('en-US')} commands/s` +
     `  (rejected ${result.rejected}, ${result.eventsPerRow} events/WAL row)` +
-    `  round trip at ${result.latencyRate.toLocaleString('en-US')}/s: p50 ${l.p50.toFixed(2)} ms` +
+    `  round trip of ${result.latencyWaveSize}-command waves at ${result.latencyRate.toLocaleString('en-US')}/s: p50 ${l.p50.toFixed(2)} ms` +
     ` p90 ${l.p90.toFixed(2)} p99 ${l.p99.toFixed(2)} p999 ${l.p999.toFixed(2)} max ${l.max.toFixed(2)} ms`
   );
 }
@@ -193,6 +202,7 @@ export async function main(): Promise<void> {
     skus: envNumber('BENCH_SKUS', 100_000),
     seconds,
     waveSize: envNumber('BENCH_WAVE', 2_000),
+    latencyWaveSize: envNumber('BENCH_LATENCY_WAVE', 100),
     wavesInFlight: envNumber('BENCH_INFLIGHT', 4),
     loadFraction: 0.5,
   };

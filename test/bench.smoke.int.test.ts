@@ -15,6 +15,7 @@ describe('benchmark smoke', () => {
       skus: 200,
       seconds: 0.3,
       waveSize: 100,
+      latencyWaveSize: 20,
       wavesInFlight: 2,
       loadFraction: 0.5,
     });

@@ -10,7 +10,7 @@
  */
 import type { Limits } from '../config.js';
 import { type Rejection, reject, type Shortage } from '../errors.js';
-import { hash53 } from './hash.js';
+import { hash53, hash53Pieces } from './hash.js';
 import { availableOf, type Channel, type Reservation, type ShardState, type StockRecord } from './state.js';
 import type {
   Abort,
@@ -41,6 +41,7 @@ export interface Decision {
 }
 
 const noEvents: DomainEvent[] = [];
+const noShortages: Shortage[] = [];
 const accepted = (events: DomainEvent[]): Decision => ({ events, rejection: null, replayed: false });
 const replayed: Decision = Object.freeze({ events: noEvents, rejection: null, replayed: true });
 const rejected = (rejection: Rejection, events: DomainEvent[] = noEvents): Decision => ({
@@ -255,6 +256,31 @@ function decideChannel(state: ShardState, cmd: UpsertChannel, now: EpochMs): Dec
 
 /** Hash of everything that defines a reserve request except its id, in a fixed order. */
 export function reserveBodyHash(cmd: Omit<Reserve, 'type' | 'reservationId' | 'bodyHash'>): number {
+  // hash53 of `orderId␁channel␁ttlSeconds␁strategy` then `␁sku␀qty␀location` per line,
+  // fed piecewise so the hot path builds no string (test/hash.unit.test.ts pins the values).
+  const h = hash53Pieces;
+  h.start();
+  // String(x) is what a template literal does with x (and returns a string unchanged).
+  h.add(String(cmd.orderId ?? ''));
+  h.addChar(1);
+  h.add(String(cmd.channel ?? ''));
+  h.addChar(1);
+  h.add(String(cmd.ttlSeconds ?? ''));
+  h.addChar(1);
+  h.add(String(cmd.strategy ?? ''));
+  for (const line of cmd.lines) {
+    h.addChar(1);
+    h.add(String(line.sku));
+    h.addChar(0);
+    h.add(String(line.qty));
+    h.addChar(0);
+    h.add(String(line.location ?? ''));
+  }
+  return h.finish();
+}
+
+/** The original definition of the reserve body hash; `reserveBodyHash` must always equal it. */
+export function reserveBodyHashReference(cmd: Omit<Reserve, 'type' | 'reservationId' | 'bodyHash'>): number {
   let text = `${cmd.orderId ?? ''}\u0001${cmd.channel ?? ''}\u0001${cmd.ttlSeconds ?? ''}\u0001${cmd.strategy ?? ''}`;
   for (const line of cmd.lines) text += `\u0001${line.sku}\u0000${line.qty}\u0000${line.location ?? ''}`;
   return hash53(text);
@@ -458,25 +484,30 @@ export function allocateOneLine(
     return { allocations: [], shortages: [], misplaced: line.location };
   }
   const atp = skuAtp(state, sku, channel);
-  const short = { allocations: [], shortages: [{ sku, requested: qty, available: atp }], misplaced: null };
-  if (atp < qty) return short;
+  // Built only on the way out: the hot path (enough stock) allocates just its allocation.
+  const short = (): { allocations: Allocation[]; shortages: Shortage[]; misplaced: null } => ({
+    allocations: [],
+    shortages: [{ sku, requested: qty, available: atp }],
+    misplaced: null,
+  });
+  if (atp < qty) return short();
   const freeAt = (location: string): number => {
     const record = state.record(sku, location);
     return record === undefined ? 0 : availableOf(record);
   };
   if (line.location !== undefined) {
     return freeAt(line.location) >= qty
-      ? { allocations: [{ sku, location: line.location, qty }], shortages: [], misplaced: null }
-      : short;
+      ? { allocations: [{ sku, location: line.location, qty }], shortages: noShortages, misplaced: null }
+      : short();
   }
   const candidates = candidateLocations(state, sku, channel);
   const strategy: SourcingStrategy = cmd.strategy ?? 'priority';
   if (strategy === 'priority') {
     for (const location of candidates) {
       if (freeAt(location) >= qty)
-        return { allocations: [{ sku, location, qty }], shortages: [], misplaced: null };
+        return { allocations: [{ sku, location, qty }], shortages: noShortages, misplaced: null };
     }
-    return short;
+    return short();
   }
   if (strategy === 'most_available') {
     let best = -1;
@@ -489,8 +520,8 @@ export function allocateOneLine(
       }
     }
     return best >= qty
-      ? { allocations: [{ sku, location: chosen, qty }], shortages: [], misplaced: null }
-      : short;
+      ? { allocations: [{ sku, location: chosen, qty }], shortages: noShortages, misplaced: null }
+      : short();
   }
   const allocations: Allocation[] = [];
   let left = qty;
@@ -502,7 +533,7 @@ export function allocateOneLine(
       left -= part;
     }
   }
-  return left === 0 ? { allocations, shortages: [], misplaced: null } : short;
+  return left === 0 ? { allocations, shortages: noShortages, misplaced: null } : short();
 }
 
 function decideReserve(state: ShardState, cmd: Reserve, now: EpochMs): Decision {
@@ -573,9 +604,15 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
 
   const changes: CommittedLine[] = [];
   // Track onHand as it falls, in case two lines ever share a record.
-  const onHandLeft = new Map<string, number>();
+  // (Only a reservation with several lines can need it: the common single line skips the map.)
+  const onHandLeft = reservation.lines.length > 1 ? new Map<string, number>() : null;
   const ship = (index: number, qty: number): void => {
     const line = reservation.lines[index]!;
+    if (onHandLeft === null) {
+      const onHandDecrease = Math.min(qty, state.record(line.sku, line.location)!.onHand);
+      changes.push({ sku: line.sku, location: line.location, qty, released: line.held - qty, onHandDecrease });
+      return;
+    }
     const key = `${line.sku}\u0000${line.location}`;
     const onHand = onHandLeft.get(key) ?? state.record(line.sku, line.location)!.onHand;
     const onHandDecrease = Math.min(qty, onHand);
@@ -584,9 +621,11 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
   };
 
   if (cmd.lines === undefined) {
-    reservation.lines.forEach((line, index) => {
-      if (line.held > 0) ship(index, line.held);
-    });
+    const lines = reservation.lines;
+    for (let index = 0; index < lines.length; index++) {
+      const held = lines[index]!.held;
+      if (held > 0) ship(index, held);
+    }
   } else {
     if (!Array.isArray(cmd.lines) || cmd.lines.length > state.limits.reservationLinesMax) {
       return rejected(reject('INVALID_REQUEST', 'lines must be a list of at most 100 lines'));

@@ -145,9 +145,14 @@ export class FinishedQueue {
     this.times.push(finishedAt);
   }
 
-  peek(): { id: string; at: EpochMs } | undefined {
-    if (this.head >= this.ids.length) return undefined;
-    return { id: this.ids[this.head]!, at: this.times[this.head]! };
+  /** Finish time of the oldest entry; +Infinity when empty. */
+  oldestAt(): EpochMs {
+    return this.head < this.times.length ? this.times[this.head]! : Number.POSITIVE_INFINITY;
+  }
+
+  /** Id of the oldest entry; call only when not empty. */
+  oldestId(): string {
+    return this.ids[this.head]!;
   }
 
   shift(): void {
@@ -277,19 +282,17 @@ export class ShardState {
   forgetOld(at: EpochMs): void {
     const limits = this.limits;
     const finishedHorizon = at - limits.reservationRetentionSeconds * 1000;
-    for (;;) {
-      const oldest = this.finished.peek();
-      if (oldest === undefined) break;
-      if (oldest.at > finishedHorizon && this.finished.size <= limits.finishedReservationsMax) break;
-      this.finished.shift();
-      const reservation = this.reservations.get(oldest.id);
+    // Runs after every event: the common case (nothing to forget) allocates nothing.
+    const finished = this.finished;
+    while (finished.size > 0) {
+      const oldestAt = finished.oldestAt();
+      if (oldestAt > finishedHorizon && finished.size <= limits.finishedReservationsMax) break;
+      const oldestId = finished.oldestId();
+      finished.shift();
+      const reservation = this.reservations.get(oldestId);
       // The id may have been reused after an abort; only drop the finished incarnation.
-      if (
-        reservation !== undefined &&
-        reservation.status !== 'held' &&
-        reservation.finishedAt === oldest.at
-      ) {
-        this.reservations.delete(oldest.id);
+      if (reservation !== undefined && reservation.status !== 'held' && reservation.finishedAt === oldestAt) {
+        this.reservations.delete(oldestId);
       }
     }
     const keyHorizon = at - limits.adjustmentKeyWindowSeconds * 1000;

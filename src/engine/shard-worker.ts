@@ -5,11 +5,12 @@
  *
  *   port 'message' ──▶ inbox[] ──▶ step(): take every queued batch (group commit)
  *                                   ├─ core.process(batch) for each  (decide + evolve)
- *                                   ├─ await store.append(one row)   (durable)
- *                                   └─ post replies for each batch
+ *                                   ├─ store.append(one row)         (durable)
+ *                                   └─ post replies for each batch once it resolved
  *
- * While an append is in flight new batches wait in the inbox, so under load each append
- * carries many batches: durability costs one round trip per group, not per command.
+ * While an append is in flight the next group is decided (see step()), and batches that
+ * arrive meanwhile wait in the inbox, so under load each append carries many batches:
+ * durability costs one round trip per group, not per command.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
@@ -106,67 +107,136 @@ function post(message: ReplyMessage): void {
   else dataPort.postMessage(message);
 }
 
+/** Set while step() waits for an append with nothing decided behind it: a new batch wakes it. */
+let wakeOnBatch: (() => void) | null = null;
+
 dataPort.on('message', (message: BatchMessage) => {
   inbox.push(message);
+  if (wakeOnBatch !== null) {
+    wakeOnBatch();
+    wakeOnBatch = null;
+  }
   if (!running) {
     running = true;
     void exclusive(step);
   }
 });
 
-/** One group: every batch queued now, one WAL row, then the replies. */
+interface Group {
+  readonly batches: BatchMessage[];
+  readonly replies: Reply[][];
+  readonly events: DomainEvent[];
+}
+
+/**
+ * The mailbox loop, pipelined two deep: while group N's WAL append is in flight, group
+ * N+1 is decided and evolved; N's replies leave only once its append resolved, and
+ * N+1's append starts only then (rows stay in seq order, one in flight per stream).
+ *
+ *   decide N ─▶ append N ─────────▶ reply N
+ *               decide N+1 ─(wait)─▶ append N+1 ─────▶ reply N+1
+ *
+ * If an append fails, the state already holds that group *and* the one decided behind
+ * it: both are answered UNAVAILABLE (safe to retry) and the shard rebuilds from the WAL.
+ */
 async function step(): Promise<void> {
+  let inflight: { group: Group; append: Promise<unknown> } | null = null;
   try {
-    while (inbox.length > 0) {
-      if (lifecycleState !== 'ready') {
-        for (const batch of inbox.splice(0))
-          post({ id: batch.id, unavailable: `shard ${shard} is ${lifecycleState}` });
-        return;
+    while (inbox.length > 0 || inflight !== null) {
+      let next: Group | null = null;
+      if (inbox.length > 0) {
+        if (lifecycleState !== 'ready') {
+          for (const batch of inbox.splice(0))
+            post({ id: batch.id, unavailable: `shard ${shard} is ${lifecycleState}` });
+        } else {
+          next = decideGroup(takeGroup());
+        }
       }
-      const group = takeGroup();
-      const events: DomainEvent[] = [];
-      const replies: Reply[][] = [];
-      for (const batch of group) {
-        lastNow = Math.max(lastNow, batch.now);
-        const requests = decode<Request[]>(batch.payload);
-        const result = core.process(requests, lastNow);
-        for (const event of result.events) events.push(event);
-        replies.push(result.replies);
-        counters.batches++;
-        counters.commands += requests.length;
-      }
-      if (events.length > 0) {
-        const started = performance.now();
-        try {
-          await store.append({
-            stream: shard,
-            seq: seq + 1,
-            epoch: layout.epoch,
-            at: lastNow,
-            eventCount: events.length,
-            payload: encodeEvents(events),
+      if (inflight !== null) {
+        const done = inflight;
+        inflight = null;
+        if (next === null) {
+          // Nothing decided behind this append yet: decide what arrives while it is in flight.
+          const batchArrived = new Promise<boolean>((resolve) => {
+            wakeOnBatch = () => resolve(true);
           });
+          const appended = done.append.then(
+            () => false,
+            () => false,
+          );
+          const arrived = await Promise.race([appended, batchArrived]);
+          wakeOnBatch = null;
+          if (arrived && inbox.length > 0 && lifecycleState === 'ready') next = decideGroup(takeGroup());
+        }
+        try {
+          await done.append;
         } catch (error) {
-          counters.appendFailures++;
-          // The state already contains the group, whose durability is unknown: answer
-          // UNAVAILABLE (safe to retry), and rebuild from the WAL before serving again.
-          for (const batch of group)
-            post({ id: batch.id, unavailable: `WAL append failed: ${String(error)}` });
-          lifecycle.send({ type: 'WAL_FAILED', error: String(error) });
-          scheduleRetry();
+          // The lifecycle is now degraded: the loop answers whatever else is queued.
+          failGroups(next === null ? [done.group] : [done.group, next], error);
           continue;
         }
-        seq++;
-        counters.appends++;
-        counters.lastAppendMs = performance.now() - started;
+        if (done.group.events.length > 0) {
+          seq++;
+          counters.appends++;
+        }
+        sendReplies(done.group);
       }
-      group.forEach((batch, i) => {
-        post({ id: batch.id, payload: encode(replies[i]) });
-      });
+      if (next !== null) inflight = { group: next, append: appendGroup(next) };
     }
   } finally {
     running = false;
   }
+}
+
+function decideGroup(batches: BatchMessage[]): Group {
+  const events: DomainEvent[] = [];
+  const replies: Reply[][] = [];
+  for (const batch of batches) {
+    lastNow = Math.max(lastNow, batch.now);
+    const requests = decode<Request[]>(batch.payload);
+    const result = core.process(requests, lastNow);
+    for (const event of result.events) events.push(event);
+    replies.push(result.replies);
+    counters.batches++;
+    counters.commands += requests.length;
+  }
+  return { batches, replies, events };
+}
+
+/** Starts the group's append (the row after the last durable one); resolves when durable. */
+function appendGroup(group: Group): Promise<unknown> {
+  if (group.events.length === 0) return Promise.resolve();
+  const started = performance.now();
+  return store
+    .append({
+      stream: shard,
+      seq: seq + 1,
+      epoch: layout.epoch,
+      at: lastNow,
+      eventCount: group.events.length,
+      payload: encodeEvents(group.events),
+    })
+    .then(() => {
+      counters.lastAppendMs = performance.now() - started;
+    });
+}
+
+function sendReplies(group: Group): void {
+  group.batches.forEach((batch, i) => {
+    post({ id: batch.id, payload: encode(group.replies[i]) });
+  });
+}
+
+/**
+ * The state holds groups whose durability is unknown: answer UNAVAILABLE (safe to retry),
+ * and rebuild from the WAL before serving again.
+ */
+function failGroups(groups: readonly Group[], error: unknown): void {
+  counters.appendFailures++;
+  for (const group of groups)
+    for (const batch of group.batches) post({ id: batch.id, unavailable: `WAL append failed: ${String(error)}` });
+  lifecycle.send({ type: 'WAL_FAILED', error: String(error) });
+  scheduleRetry();
 }
 
 function takeGroup(): BatchMessage[] {
