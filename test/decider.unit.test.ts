@@ -828,6 +828,40 @@ describe('reserve', () => {
         .thenRejects('IDEMPOTENCY_KEY_REUSED');
     });
 
+    describe('a reservation a crash cut in half (parts now on one shard after a change of shard count)', () => {
+      const whole = reserve('r9', [line('A', 2), line('B', 1)], { orderId: 'o9' });
+      // Only A's part was held before the crash; B's shard never got its part.
+      const cut = { ...heldFor(whole, [alloc('A', 'W1', 2)]), bodyHash: reserveBodyHash(whole) };
+      const stock = [stockSet('A', 'W1', 10), stockSet('B', 'W1', 10)];
+
+      it('the retry holds the missing lines, keeps the expiry, and replays', () => {
+        const { state } = given([...stock, cut])
+          .when(whole, T0 + 5 * SECOND)
+          .thenReplaysWith([{ ...cut, at: T0 + 5 * SECOND, lines: [alloc('B', 'W1', 1)] }]);
+        expect(state.reservations.get('r9')).toMatchObject({
+          status: 'held',
+          expiresAt: cut.expiresAt,
+          lines: [
+            { sku: 'A', qty: 2, held: 2 },
+            { sku: 'B', qty: 1, held: 1 },
+          ],
+        });
+        expect(state.record('B', 'W1')).toMatchObject({ reserved: 1 });
+      });
+
+      it('a retry without the stock for the missing lines is INSUFFICIENT_STOCK and changes nothing', () => {
+        given([stockSet('A', 'W1', 10), stockSet('B', 'W1', 0), cut])
+          .when(whole, T0)
+          .thenRejects('INSUFFICIENT_STOCK', { shortages: [{ sku: 'B', requested: 1, available: 0 }] });
+      });
+
+      it('once finished it is only replayed: a settled reservation never holds again', () => {
+        given([...stock, cut, releasedEv('r9', T0 + SECOND)])
+          .when(whole, T0 + 2 * SECOND)
+          .thenReplays();
+      });
+    });
+
     it('a given bodyHash (a cross-shard part) is what is compared', () => {
       const part = reserve('r1', [line('A', 3)], { bodyHash: 42 });
       given([stockSet('A', 'W1', 10), heldFor(part, [alloc('A', 'W1', 3)])])

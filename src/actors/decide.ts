@@ -23,6 +23,7 @@ import type {
   EpochMs,
   Expire,
   Extend,
+  LineRequest,
   Release,
   Reserve,
   SetSafetyStock,
@@ -547,7 +548,7 @@ function decideReserve(state: ShardState, cmd: Reserve, now: EpochMs): Decision 
         reject('IDEMPOTENCY_KEY_REUSED', `reservation ${cmd.reservationId} exists with a different body`),
       );
     }
-    return replayed;
+    return existing.status === 'held' ? completeCutReservation(state, cmd, existing, now) : replayed;
   }
   const channel = cmd.channel ? state.channels.get(cmd.channel) : undefined;
   const { allocations, shortages, misplaced } = allocate(state, cmd, channel);
@@ -573,6 +574,56 @@ function decideReserve(state: ShardState, cmd: Reserve, now: EpochMs): Decision 
       lines: allocations,
     },
   ]);
+}
+
+/**
+ * The retry of a reservation this shard holds only part of. That happens when a crash cut
+ * a cross-shard reservation (some parts held, others never) and the process restarted
+ * with fewer shards, so the parts now live together: the retry must hold the lines that
+ * were never held, or the reservation would stay incomplete until it expires. Lines
+ * already held are not touched; when nothing is missing this is a plain idempotent replay.
+ */
+function completeCutReservation(
+  state: ShardState,
+  cmd: Reserve,
+  existing: Reservation,
+  now: EpochMs,
+): Decision {
+  const present = new Set<string>();
+  for (const line of existing.lines) present.add(line.sku);
+  let missing: LineRequest[] | null = null;
+  for (const line of cmd.lines) {
+    if (present.has(line.sku) || !state.owns(line.sku)) continue;
+    (missing ??= []).push(line);
+  }
+  if (missing === null) return replayed;
+  const channel = cmd.channel ? state.channels.get(cmd.channel) : undefined;
+  const { allocations, shortages, misplaced } = allocate(state, { ...cmd, lines: missing }, channel);
+  if (misplaced !== null) {
+    return rejected(
+      reject('LOCATION_NOT_IN_CHANNEL', `location ${misplaced} is not in channel ${cmd.channel}`),
+    );
+  }
+  if (shortages.length > 0) {
+    const skus = shortages.map((s) => s.sku).join(', ');
+    return rejected(
+      reject('INSUFFICIENT_STOCK', `not enough available stock to complete ${cmd.reservationId}: ${skus}`, {
+        shortages,
+      }),
+    );
+  }
+  const held: DomainEvent = {
+    type: 'ReservationHeld',
+    at: now,
+    reservationId: existing.id,
+    orderId: existing.orderId,
+    channel: existing.channel,
+    bodyHash: existing.bodyHash,
+    // The reservation keeps its expiry: a retry completes it, it does not extend it.
+    expiresAt: existing.expiresAt,
+    lines: allocations,
+  };
+  return { events: [held], rejection: null, replayed: true };
 }
 
 /** Looks up a reservation that a command wants to change while held; expires it if its time has come. */
@@ -610,7 +661,13 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
     const line = reservation.lines[index]!;
     if (onHandLeft === null) {
       const onHandDecrease = Math.min(qty, state.record(line.sku, line.location)!.onHand);
-      changes.push({ sku: line.sku, location: line.location, qty, released: line.held - qty, onHandDecrease });
+      changes.push({
+        sku: line.sku,
+        location: line.location,
+        qty,
+        released: line.held - qty,
+        onHandDecrease,
+      });
       return;
     }
     const key = `${line.sku}\u0000${line.location}`;

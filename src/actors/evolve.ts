@@ -62,10 +62,19 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
         lines.push({ sku: line.sku, location: line.location, qty: line.qty, held: line.qty, committed: 0 });
       }
       if (lines.length === 0) break;
-      invariant(
-        !state.reservations.has(event.reservationId),
-        () => `reservation ${event.reservationId} held twice`,
-      );
+      const existing = state.reservations.get(event.reservationId);
+      if (existing !== undefined) {
+        // Completing a reservation cut by a crash (see completeCutReservation in decide.ts):
+        // the same body, still held, lines it did not hold before.
+        invariant(
+          existing.status === 'held' &&
+            existing.bodyHash === event.bodyHash &&
+            lines.every((line) => existing.lines.every((l) => l.sku !== line.sku)),
+          () => `reservation ${event.reservationId} held twice`,
+        );
+        for (const line of lines) existing.lines.push(line);
+        break;
+      }
       state.addReservation({
         id: event.reservationId,
         orderId: event.orderId,

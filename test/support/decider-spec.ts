@@ -38,6 +38,8 @@ export interface WhenSpec {
   thenRejects(code: ErrorCode, partial?: Partial<Rejection>, expectedEvents?: DomainEvent[]): Outcome;
   /** The command repeated one already applied: no events, no rejection. */
   thenReplays(): Outcome;
+  /** A replay that still has something to do (completing a reservation a crash cut). */
+  thenReplaysWith(expectedEvents: DomainEvent[]): Outcome;
 }
 
 export interface GivenSpec {
@@ -93,6 +95,12 @@ export function given(events: readonly DomainEvent[], opts: GivenOptions = {}): 
           expect(decision.rejection).toBeNull();
           expect(decision.replayed).toBe(true);
           expect(decision.events).toEqual([]);
+          return settle();
+        },
+        thenReplaysWith(expectedEvents: DomainEvent[]): Outcome {
+          expect(decision.rejection).toBeNull();
+          expect(decision.replayed).toBe(true);
+          expect(decision.events).toEqual(expectedEvents);
           return settle();
         },
       };
