@@ -12,6 +12,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { Limits } from '../config.js';
+import type { StoreLink } from '../persistence/store-link.js';
 import type { Layout } from '../persistence/wal.js';
 
 export interface WorkerInit {
@@ -19,7 +20,8 @@ export interface WorkerInit {
   readonly layout: Layout;
   readonly previous: Layout | null;
   readonly limits: Limits;
-  readonly storePort: MessagePort;
+  /** How this worker reaches the WAL store (src/persistence/store-link.ts). */
+  readonly store: StoreLink;
   readonly dataPort: MessagePort;
 }
 
@@ -61,6 +63,8 @@ export interface ShardStats {
   readonly batches: number;
   readonly commands: number;
   readonly appends: number;
+  /** Events made durable by this worker (since it started). */
+  readonly eventsAppended: number;
   readonly appendFailures: number;
   readonly lastAppendMs: number;
 }

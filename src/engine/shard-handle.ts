@@ -16,7 +16,7 @@ import type { Reply, Request } from '../actors/types.js';
 import type { Limits } from '../config.js';
 import { reject } from '../errors.js';
 import { decode, encode } from '../persistence/codec.js';
-import { exposeStore } from '../persistence/remote-store.js';
+import { linkStore, type WorkerLink } from '../persistence/store-link.js';
 import type { Layout, WalStore } from '../persistence/wal.js';
 import type { BatchMessage, RecoveryInfo, ReplyMessage, ShardControl, WorkerInit } from './protocol.js';
 
@@ -51,7 +51,7 @@ export class ShardHandle {
   private readonly limits: Limits;
   private worker!: Worker;
   private dataPort!: MessagePort;
-  private storePort!: MessagePort;
+  private storeLink: WorkerLink | null = null;
   control!: Comlink.Remote<ShardControl>;
   phase: Phase = 'starting';
   private pendingRequests: Request[] = [];
@@ -72,21 +72,21 @@ export class ShardHandle {
   /** Spawns the worker and waits for its recovery. `previous` is the layout stored before this start. */
   async start(previous: Layout | null): Promise<RecoveryInfo> {
     const data = new MessageChannel();
-    const storeChannel = new MessageChannel();
-    exposeStore(this.options.store, storeChannel.port1);
-    this.storePort = storeChannel.port1;
+    // The worker's own line to the store: a direct connection where the store offers one.
+    const storeLink = await linkStore(this.options.store);
+    this.storeLink = storeLink;
     this.dataPort = data.port1;
     const init: WorkerInit = {
       shard: this.shard,
       layout: this.options.layout,
       previous,
       limits: this.limits,
-      storePort: storeChannel.port2,
+      store: storeLink.link,
       dataPort: data.port2,
     };
     this.worker = new Worker(shardWorkerUrl, {
       workerData: init,
-      transferList: [storeChannel.port2, data.port2],
+      transferList: [...storeLink.transfer, data.port2],
       name: `stockd-shard-${this.shard}`,
     });
     this.control = Comlink.wrap<ShardControl>(nodeEndpoint(this.worker));
@@ -197,7 +197,7 @@ export class ShardHandle {
     if (this.phase === 'restarting') return;
     this.phase = 'restarting';
     this.restarts++;
-    this.storePort.close();
+    this.storeLink?.release();
     this.dataPort.close();
     // Batches in flight may or may not be durable: their senders must retry (idempotently).
     const failure = reject('UNAVAILABLE', `shard ${this.shard} restarted; the outcome is unknown, retry`);
@@ -234,7 +234,7 @@ export class ShardHandle {
     } finally {
       this.control[Comlink.releaseProxy]();
       await this.worker.terminate();
-      this.storePort.close();
+      this.storeLink?.release();
       this.dataPort.close();
       this.phase = 'stopped';
     }

@@ -7,6 +7,8 @@
  * `failNextAppends(n)` injects faults for tests: the next n appends reject, and nothing
  * is written.
  */
+import { checksumOf } from './codec.js';
+import { StoreError } from './store-errors.js';
 import { type Layout, type SnapshotRow, type WalRow, WalSequenceError, type WalStore } from './wal.js';
 
 export class MemoryWalStore implements WalStore {
@@ -14,16 +16,20 @@ export class MemoryWalStore implements WalStore {
   private readonly streams = new Map<number, WalRow[]>();
   private readonly snapshots: SnapshotRow[] = [];
   private failuresPending = 0;
+  private closed = false;
 
   async readLayout(): Promise<Layout | null> {
+    this.assertOpen();
     return this.layout;
   }
 
   async writeLayout(layout: Layout): Promise<void> {
+    this.assertOpen();
     this.layout = { ...layout };
   }
 
   async append(row: WalRow): Promise<void> {
+    this.assertOpen();
     if (this.failuresPending > 0) {
       this.failuresPending--;
       throw new Error('injected WAL append failure');
@@ -36,28 +42,35 @@ export class MemoryWalStore implements WalStore {
   }
 
   async read(stream: number, afterSeq: number, limit: number): Promise<WalRow[]> {
+    this.assertOpen();
     const rows = this.rowsOf(stream);
     // seq is 1-based and dense, so seq n sits at index n - 1.
     return rows.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit);
   }
 
   async lastSeq(stream: number): Promise<number> {
+    this.assertOpen();
     return this.rowsOf(stream).at(-1)?.seq ?? 0;
   }
 
   async writeSnapshot(snapshot: SnapshotRow): Promise<void> {
+    this.assertOpen();
     this.snapshots.push({ ...snapshot, payload: snapshot.payload.slice() });
   }
 
+  /** The newest snapshot whose payload matches its checksum; damaged ones are passed over. */
   async latestSnapshot(shard: number, epoch: number): Promise<SnapshotRow | null> {
+    this.assertOpen();
     for (let i = this.snapshots.length - 1; i >= 0; i--) {
       const s = this.snapshots[i]!;
-      if (s.shard === shard && s.epoch === epoch) return s;
+      if (s.shard === shard && s.epoch === epoch && checksumOf(s.payload) === s.checksum) return s;
     }
     return null;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 
   failNextAppends(count: number): void {
     this.failuresPending = count;
@@ -72,6 +85,10 @@ export class MemoryWalStore implements WalStore {
       for (const row of list) events += row.eventCount;
     }
     return { rows, events };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreError('STORE_CLOSED', 'the in-memory store is closed');
   }
 
   private rowsOf(stream: number): WalRow[] {

@@ -14,9 +14,12 @@
  * a snapshot of every new shard under epoch + 1, and only then records the new layout;
  * from then on recovery needs only that epoch's snapshots and the rows after them.
  *
- * Implementations: MemoryWalStore (tests, benchmarks, the simulation). Every
+ * Implementations: MemoryWalStore (tests, benchmarks, the simulation), PgWalStore
+ * (PostgreSQL, pg-store.ts) and PgliteWalStore (embedded PGlite, pglite-store.ts); the
+ * CLI and the server open the durable ones with `openStore` (open-store.ts). Every
  * implementation passes the contract in test/support/wal-store-contract.ts (run by
- * test/wal-store.unit.test.ts).
+ * test/wal-store.unit.test.ts, test/pg-store.int.test.ts, test/pglite-store.int.test.ts).
+ * The log format, migrations and fencing are described in docs/persistence.md.
  */
 
 export interface Layout {
@@ -49,14 +52,22 @@ export interface SnapshotRow {
 export interface WalStore {
   readLayout(): Promise<Layout | null>;
   writeLayout(layout: Layout): Promise<void>;
-  /** Resolves once the row is durable. Rejects if seq is not the stream's next. */
+  /**
+   * Resolves once the row is durable. Rejects if seq is not the stream's next (code
+   * WAL_SEQUENCE), and — durable stores — if another process has become the writer
+   * (STORE_FENCED) or the outcome is unknown (connection lost: the row may or may not be
+   * there; the caller re-reads the stream's tail).
+   */
   append(row: WalRow): Promise<void>;
   /** Rows of `stream` with seq > afterSeq, in seq order, at most `limit`. */
   read(stream: number, afterSeq: number, limit: number): Promise<WalRow[]>;
   /** 0 for an empty stream. */
   lastSeq(stream: number): Promise<number>;
   writeSnapshot(snapshot: SnapshotRow): Promise<void>;
-  /** The newest snapshot of a shard in an epoch, or null. */
+  /**
+   * The newest snapshot of a shard in an epoch whose payload matches its checksum, or null.
+   * A damaged snapshot is passed over, so recovery falls back to an older one (and more WAL).
+   */
   latestSnapshot(shard: number, epoch: number): Promise<SnapshotRow | null>;
   close(): Promise<void>;
 }

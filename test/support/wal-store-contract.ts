@@ -2,10 +2,21 @@
  * The WalStore contract: one suite every store implementation must pass (Emmett's
  * eventStore features habit). Call it from a test file with a factory for fresh stores.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { checksumOf } from '../../src/persistence/codec.js';
 import type { SnapshotRow, WalRow, WalStore } from '../../src/persistence/wal.js';
 
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
+
+function snapshot(
+  shard: number,
+  epoch: number,
+  seq: number,
+  payload = bytes(seq, shard, epoch),
+): SnapshotRow {
+  return { shard, epoch, seq, at: 1_000 + seq, payload, checksum: checksumOf(payload) };
+}
 
 function row(stream: number, seq: number, payload = bytes(seq, stream)): WalRow {
   return { stream, seq, epoch: 1, at: 1_000 + seq, eventCount: 1, payload };
@@ -57,8 +68,14 @@ export function walStoreContract(
       withStore(async (store) => {
         await store.append(row(0, 1));
         await expect(store.append(row(0, 3))).rejects.toThrow(/expected seq 2/);
-        await expect(store.append(row(0, 1))).rejects.toThrow(/expected seq 2/);
+        await expect(store.append(row(0, 1))).rejects.toMatchObject({
+          code: 'WAL_SEQUENCE',
+          message: expect.stringMatching(/expected seq 2/),
+        });
+        await expect(store.append(row(1, 2))).rejects.toThrow(/expected seq 1/);
         expect(await store.lastSeq(0)).toBe(1);
+        expect(await store.lastSeq(1)).toBe(0);
+        expect((await store.read(0, 0, 10)).map((r) => r.seq)).toEqual([1]);
       }));
 
     it('keeps what it stored even if the caller reuses its buffer', () =>
@@ -71,22 +88,89 @@ export function walStoreContract(
 
     it('returns the newest snapshot of a shard in an epoch', () =>
       withStore(async (store) => {
-        const snapshot = (shard: number, epoch: number, seq: number): SnapshotRow => ({
-          shard,
-          epoch,
-          seq,
-          at: seq,
-          payload: bytes(seq),
-          checksum: `c${seq}`,
-        });
         await store.writeSnapshot(snapshot(0, 1, 3));
         await store.writeSnapshot(snapshot(0, 1, 8));
         await store.writeSnapshot(snapshot(1, 1, 5));
         await store.writeSnapshot(snapshot(0, 2, 9));
-        expect(await store.latestSnapshot(0, 1)).toMatchObject({ seq: 8, checksum: 'c8' });
+        const newest = await store.latestSnapshot(0, 1);
+        expect(newest).toMatchObject({ shard: 0, epoch: 1, seq: 8, at: 1_008 });
+        expect(Array.from(newest!.payload)).toEqual([8, 0, 1]);
+        expect(newest!.checksum).toBe(checksumOf(bytes(8, 0, 1)));
         expect(await store.latestSnapshot(1, 1)).toMatchObject({ seq: 5 });
         expect(await store.latestSnapshot(0, 2)).toMatchObject({ seq: 9 });
         expect(await store.latestSnapshot(1, 2)).toBeNull();
+      }));
+
+    it('passes over a snapshot whose payload does not match its checksum', () =>
+      withStore(async (store) => {
+        await store.writeSnapshot(snapshot(0, 1, 3));
+        // As a torn or corrupted write would leave it: the checksum of other bytes.
+        await store.writeSnapshot({ ...snapshot(0, 1, 8), checksum: checksumOf(bytes(1, 2, 3)) });
+        expect(await store.latestSnapshot(0, 1)).toMatchObject({ seq: 3 });
+        await store.writeSnapshot({ ...snapshot(1, 1, 4), checksum: 'not a checksum' });
+        expect(await store.latestSnapshot(1, 1)).toBeNull();
+      }));
+
+    it('replaces a snapshot written again at the same seq', () =>
+      withStore(async (store) => {
+        await store.writeSnapshot(snapshot(0, 1, 4, bytes(1)));
+        await store.writeSnapshot(snapshot(0, 1, 4, bytes(2)));
+        expect(Array.from((await store.latestSnapshot(0, 1))!.payload)).toEqual([2]);
+      }));
+
+    it('keeps binary payloads exactly, large ones included', () =>
+      withStore(async (store) => {
+        const everyByte = Uint8Array.from({ length: 256 }, (_, i) => i);
+        const large = new Uint8Array(randomBytes(1024 * 1024));
+        await store.append(row(0, 1, everyByte));
+        await store.append(row(0, 2, large));
+        await store.append(row(0, 3, new Uint8Array(0)));
+        const [a, b, c] = await store.read(0, 0, 10);
+        expect(Buffer.from(a!.payload).equals(Buffer.from(everyByte))).toBe(true);
+        expect(Buffer.from(b!.payload).equals(Buffer.from(large))).toBe(true);
+        expect(c!.payload.byteLength).toBe(0);
+        await store.writeSnapshot(snapshot(0, 1, 2, large));
+        expect(Buffer.from((await store.latestSnapshot(0, 1))!.payload).equals(Buffer.from(large))).toBe(
+          true,
+        );
+      }));
+
+    it('keeps times beyond 32 bits (milliseconds since 1970) exactly', () =>
+      withStore(async (store) => {
+        const at = 1_767_225_600_123;
+        await store.append({ ...row(0, 1), at, eventCount: 65_536 });
+        await store.writeSnapshot({ ...snapshot(0, 1, 1), at });
+        expect(await store.read(0, 0, 1)).toMatchObject([{ at, eventCount: 65_536 }]);
+        expect(await store.latestSnapshot(0, 1)).toMatchObject({ at });
+      }));
+
+    it('takes appends to many streams at once, each in order', () =>
+      withStore(async (store) => {
+        const streams = 6;
+        const rowsPerStream = 15;
+        await Promise.all(
+          Array.from({ length: streams }, async (_, stream) => {
+            for (let seq = 1; seq <= rowsPerStream; seq++) await store.append(row(stream, seq));
+          }),
+        );
+        for (let stream = 0; stream < streams; stream++) {
+          expect(await store.lastSeq(stream)).toBe(rowsPerStream);
+          const rows = await store.read(stream, 0, 100);
+          expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: rowsPerStream }, (_, i) => i + 1));
+          expect(rows.every((r) => r.stream === stream)).toBe(true);
+        }
+      }));
+
+    it('rejects every call once closed', () =>
+      withStore(async (store) => {
+        await store.append(row(0, 1));
+        await store.close();
+        await expect(store.append(row(0, 2))).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+        await expect(store.read(0, 0, 10)).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+        await expect(store.lastSeq(0)).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+        await expect(store.readLayout()).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+        // Closing twice is harmless (the factory's cleanup closes again).
+        await store.close();
       }));
   });
 }
