@@ -43,6 +43,12 @@ export interface Limits {
   readonly expiriesPerBatchMax: number;
   /** Idle shard wakes up this often to expire reservations. */
   readonly expiryTickMs: number;
+  /** A shard is snapshotted (in the background, from the WAL) after this many events ... */
+  readonly snapshotEveryEvents: number;
+  /** ... or after this long with anything new. */
+  readonly snapshotEveryMs: number;
+  /** How often the engine checks whether a snapshot is due. */
+  readonly snapshotCheckMs: number;
 }
 
 export const defaultLimits: Limits = Object.freeze({
@@ -65,6 +71,9 @@ export const defaultLimits: Limits = Object.freeze({
   adjustmentKeysMax: 1_000_000,
   expiriesPerBatchMax: 4_096,
   expiryTickMs: 100,
+  snapshotEveryEvents: 1_000_000,
+  snapshotEveryMs: 10 * 60_000,
+  snapshotCheckMs: 1_000,
 });
 
 /** Throws (a programmer/operator error, not a business outcome) when limits contradict each other. */

@@ -591,12 +591,11 @@ function completeCutReservation(
 ): Decision {
   const present = new Set<string>();
   for (const line of existing.lines) present.add(line.sku);
-  let missing: LineRequest[] | null = null;
+  const missing: LineRequest[] = [];
   for (const line of cmd.lines) {
-    if (present.has(line.sku) || !state.owns(line.sku)) continue;
-    (missing ??= []).push(line);
+    if (!present.has(line.sku) && state.owns(line.sku)) missing.push(line);
   }
-  if (missing === null) return replayed;
+  if (missing.length === 0) return replayed;
   const channel = cmd.channel ? state.channels.get(cmd.channel) : undefined;
   const { allocations, shortages, misplaced } = allocate(state, { ...cmd, lines: missing }, channel);
   if (misplaced !== null) {

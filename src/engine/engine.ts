@@ -24,6 +24,7 @@ import type { Layout, WalStore } from '../persistence/wal.js';
 import { type Clock, systemClock } from './clock.js';
 import type { RecoveryInfo, ShardStats } from './protocol.js';
 import { ShardHandle, type Sink } from './shard-handle.js';
+import { type BackgroundSnapshot, Snapshotter, snapshotFromWal } from './snapshotter.js';
 
 export interface EngineOptions {
   /** Where the WAL and snapshots live; hosted in this thread and shared with the workers. */
@@ -465,9 +466,16 @@ export class Router {
 export class Engine extends Router {
   readonly shards: ShardHandle[];
   private tickTimer: NodeJS.Timeout | null = null;
+  private snapshotTimer: NodeJS.Timeout | null = null;
+  private snapshotter!: Snapshotter;
   recovery: RecoveryInfo[] = [];
 
-  private constructor(options: EngineOptions, layout: Layout, limits: Limits, clock: Clock) {
+  private constructor(
+    private readonly options: EngineOptions,
+    layout: Layout,
+    limits: Limits,
+    clock: Clock,
+  ) {
     const shards = Array.from(
       { length: layout.shardCount },
       (_, shard) =>
@@ -521,6 +529,14 @@ export class Engine extends Router {
     }
     engine.tickTimer = setInterval(() => engine.tick(), limits.expiryTickMs);
     engine.tickTimer.unref();
+    engine.snapshotter = new Snapshotter(options.store, layout, limits, () => Date.now(), engine.recovery);
+    engine.snapshotTimer = setInterval(() => {
+      engine.stats().then(
+        (stats) => engine.snapshotter.poll(stats),
+        () => undefined, // a shard restarting: ask again at the next tick
+      );
+    }, limits.snapshotCheckMs);
+    engine.snapshotTimer.unref();
     return engine;
   }
 
@@ -534,6 +550,24 @@ export class Engine extends Router {
 
   async snapshotNow(): Promise<Array<{ seq: number; bytes: number; stallMs: number }>> {
     return Promise.all(this.shards.map((shard) => shard.control.snapshotNow()));
+  }
+
+  /**
+   * Snapshots every shard from the WAL on a background thread, one shard after another:
+   * the shards keep serving throughout (the periodic snapshots work the same way).
+   */
+  async snapshotInBackground(): Promise<BackgroundSnapshot[]> {
+    await this.snapshotter.idle();
+    const taken: BackgroundSnapshot[] = [];
+    for (const shard of this.shards) {
+      taken.push(await snapshotFromWal(this.options.store, this.layout, this.limits, shard.shard));
+    }
+    return taken;
+  }
+
+  /** Background snapshots taken lately (newest last) and the last failure, for stats and ops. */
+  get snapshots(): { readonly taken: readonly BackgroundSnapshot[]; readonly lastError: string | null } {
+    return { taken: this.snapshotter.taken, lastError: this.snapshotter.lastError };
   }
 
   async inspect(): Promise<Array<{ digest: string; violations: string[] }>> {
@@ -564,6 +598,8 @@ export class Engine extends Router {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
+    await this.snapshotter?.idle();
     await Promise.all(this.shards.map((shard) => shard.stop()));
   }
 

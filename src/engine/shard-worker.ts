@@ -24,7 +24,7 @@ import { imageOf } from '../actors/snapshot.js';
 import type { DomainEvent, Reply, Request } from '../actors/types.js';
 import { assertLimits } from '../config.js';
 import { checksumOf, decode, encode, encodeEvents } from '../persistence/codec.js';
-import { remoteStore } from '../persistence/remote-store.js';
+import { storeFromLink } from '../persistence/store-link.js';
 import type {
   BatchMessage,
   RecoveryInfo,
@@ -38,7 +38,7 @@ import { recoverShard } from './recovery.js';
 const init = workerData as WorkerInit;
 const { shard, layout, limits, dataPort } = init;
 assertLimits(limits);
-const store = remoteStore(init.storePort);
+const store = storeFromLink(init.store);
 const lifecycle = createActor(shardLifecycleMachine).start();
 let lifecycleState = lifecycle.getSnapshot().value as string;
 lifecycle.subscribe((snapshot) => {
@@ -51,7 +51,14 @@ let lastNow = 0;
 const inbox: BatchMessage[] = [];
 let running = false;
 let chain: Promise<unknown> = Promise.resolve();
-const counters = { batches: 0, commands: 0, appends: 0, appendFailures: 0, lastAppendMs: 0 };
+const counters = {
+  batches: 0,
+  commands: 0,
+  appends: 0,
+  eventsAppended: 0,
+  appendFailures: 0,
+  lastAppendMs: 0,
+};
 
 /** Runs `task` after every earlier mailbox task: the one place state changes happen. */
 function exclusive<T>(task: () => Promise<T>): Promise<T> {
@@ -178,6 +185,7 @@ async function step(): Promise<void> {
         if (done.group.events.length > 0) {
           seq++;
           counters.appends++;
+          counters.eventsAppended += done.group.events.length;
         }
         sendReplies(done.group);
       }
@@ -234,7 +242,8 @@ function sendReplies(group: Group): void {
 function failGroups(groups: readonly Group[], error: unknown): void {
   counters.appendFailures++;
   for (const group of groups)
-    for (const batch of group.batches) post({ id: batch.id, unavailable: `WAL append failed: ${String(error)}` });
+    for (const batch of group.batches)
+      post({ id: batch.id, unavailable: `WAL append failed: ${String(error)}` });
   lifecycle.send({ type: 'WAL_FAILED', error: String(error) });
   scheduleRetry();
 }

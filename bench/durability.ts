@@ -1,0 +1,290 @@
+/**
+ * Durability benchmarks (no HTTP), each on the real stores:
+ *
+ *   throughput  durable engine commands/s by batch size (wave size), PostgreSQL and PGlite:
+ *               a closed loop of reserve/commit/release waves, every reply after its COMMIT;
+ *               then the round trip at half that rate, open loop (HDR, from the scheduled
+ *               send, so coordinated omission is corrected)
+ *   recovery    replay speed and time to ready: RECORDS stock records, then WAL_EVENTS
+ *               events; restart from the WAL alone, then from a snapshot + the tail
+ *   stall       what a snapshot costs the shard at RECORDS records: the in-worker image
+ *               (mailbox stalled while the image is built) against the background snapshot
+ *               built from the WAL (round trips of small batches measured meanwhile)
+ *
+ * Parameters (environment): BENCH_ONLY (throughput,recovery,stall), BENCH_STORES
+ * (postgres,pglite), BENCH_SECONDS (3), BENCH_WAVES (100,1000,4000), BENCH_RECORDS
+ * (1000000), BENCH_WAL_EVENTS (5000000), BENCH_SHARDS (1), STOCKD_BENCH_DATABASE_URL.
+ *
+ *   npm run build && node --expose-gc dist/bench/durability.js
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as hdr from 'hdr-histogram-js';
+import pg from 'pg';
+import type { Request } from '../src/actors/types.js';
+import { Engine } from '../src/engine/engine.js';
+import { PgWalStore } from '../src/persistence/pg-store.js';
+import { PgliteWalStore } from '../src/persistence/pglite-store.js';
+import type { WalStore } from '../src/persistence/wal.js';
+import { describeMachine, envNumber } from './machine.js';
+
+const databaseUrl = process.env.STOCKD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const list = (name: string, fallback: string): string[] =>
+  (process.env[name] ?? fallback).split(',').filter(Boolean);
+
+interface OpenedStore {
+  readonly store: WalStore;
+  reopen(): Promise<WalStore>;
+  dispose(): Promise<void>;
+}
+
+/** A fresh, empty store of the kind: its own PostgreSQL schema, or a temporary PGlite directory. */
+async function freshStore(kind: string): Promise<OpenedStore> {
+  if (kind === 'postgres') {
+    const schema = `stockd_bench_${process.pid}_${Date.now() % 1_000_000}`;
+    const spec = { connectionString: databaseUrl, schema };
+    let store: WalStore = await PgWalStore.open(spec);
+    return {
+      store,
+      async reopen() {
+        await store.close();
+        store = await PgWalStore.open(spec);
+        return store;
+      },
+      async dispose() {
+        await store.close().catch(() => undefined);
+        const client = new pg.Client({ connectionString: databaseUrl });
+        await client.connect();
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await client.end();
+      },
+    };
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'stockd-bench-'));
+  let store: WalStore = await PgliteWalStore.open({ dataDir: dir });
+  return {
+    store,
+    async reopen() {
+      await store.close();
+      store = await PgliteWalStore.open({ dataDir: dir });
+      return store;
+    },
+    async dispose() {
+      await store.close().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Reserve, commit, release in turn on many SKUs (ids unique), as the engine benchmark. */
+class Mix {
+  private next = 0;
+  private readonly held: string[] = [];
+  constructor(private readonly skus: number) {}
+  wave(size: number): Request[] {
+    const out: Request[] = [];
+    for (let i = 0; i < size; i++) {
+      const roll = i % 4;
+      if (roll >= 2 && this.held.length > 0) {
+        const reservationId = this.held.shift()!;
+        out.push(roll === 2 ? { type: 'commit', reservationId } : { type: 'release', reservationId });
+        continue;
+      }
+      const id = `r${this.next++}`;
+      this.held.push(id);
+      out.push({
+        type: 'reserve',
+        reservationId: id,
+        lines: [{ sku: `S${this.next % this.skus}`, qty: 1, location: 'dc-1' }],
+      });
+    }
+    return out;
+  }
+}
+
+async function seedStock(engine: Engine, skus: number): Promise<void> {
+  for (let i = 0; i < skus; i += 10_000) {
+    const wave: Request[] = [];
+    for (let j = i; j < Math.min(skus, i + 10_000); j++)
+      wave.push({ type: 'set', sku: `S${j}`, location: 'dc-1', onHand: 1_000_000_000 });
+    for (const reply of await engine.executeMany(wave)) if (!reply.ok) throw new Error(`seed: ${reply.code}`);
+  }
+}
+
+function ms(histogram: hdr.Histogram, percentile: number): string {
+  return (histogram.getValueAtPercentile(percentile) / 1000).toFixed(2);
+}
+
+async function throughput(kind: string, seconds: number, waves: number[], shards: number): Promise<void> {
+  for (const waveSize of waves) {
+    const opened = await freshStore(kind);
+    const engine = await Engine.start({ store: opened.store, shards });
+    try {
+      await seedStock(engine, 10_000);
+      const mix = new Mix(10_000);
+      const lanes = 4;
+      const run = async (secs: number): Promise<number> => {
+        let done = 0;
+        const deadline = performance.now() + secs * 1000;
+        const started = performance.now();
+        await Promise.all(
+          Array.from({ length: lanes }, async () => {
+            while (performance.now() < deadline) {
+              const replies = await engine.executeMany(mix.wave(waveSize));
+              done += replies.length;
+            }
+          }),
+        );
+        return done / ((performance.now() - started) / 1000);
+      };
+      await run(Math.min(1, seconds / 3));
+      const rate = await run(seconds);
+      // Open loop at half the rate: waves leave on schedule whatever the replies do.
+      const histogram = hdr.build({
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: 60_000_000,
+        numberOfSignificantValueDigits: 3,
+      });
+      const target = rate / 2;
+      const interval = (waveSize / target) * 1000;
+      const count = Math.max(10, Math.floor((seconds * 1000) / interval));
+      const start = performance.now();
+      const pending: Promise<void>[] = [];
+      for (let w = 0; w < count; w++) {
+        const scheduled = start + w * interval;
+        while (performance.now() < scheduled) {
+          await new Promise((r) => (scheduled - performance.now() > 2 ? setTimeout(r, 1) : setImmediate(r)));
+        }
+        pending.push(
+          engine.executeMany(mix.wave(waveSize)).then(() => {
+            histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduled) * 1000)));
+          }),
+        );
+      }
+      await Promise.all(pending);
+      console.log(
+        `throughput ${kind.padEnd(8)} shards=${shards} wave=${String(waveSize).padStart(5)}  ` +
+          `${Math.round(rate).toLocaleString('en-US').padStart(9)} durable commands/s   ` +
+          `ack at ${Math.round(target).toLocaleString('en-US')}/s: p50 ${ms(histogram, 50)} p99 ${ms(histogram, 99)} p999 ${ms(histogram, 99.9)} ms`,
+      );
+      histogram.destroy();
+    } finally {
+      await engine.stop();
+      await opened.dispose();
+    }
+  }
+}
+
+async function recovery(kind: string, records: number, walEvents: number, shards: number): Promise<void> {
+  const opened = await freshStore(kind);
+  try {
+    let engine = await Engine.start({ store: opened.store, shards });
+    const loadStarted = performance.now();
+    await seedStock(engine, records);
+    const mix = new Mix(records);
+    let events = records;
+    while (events < walEvents) {
+      const replies = await engine.executeMany(mix.wave(4_000));
+      events += replies.length;
+    }
+    const loadSeconds = (performance.now() - loadStarted) / 1000;
+    const digest = await engine.digest();
+    await engine.stop();
+    let store = await opened.reopen();
+    let started = performance.now();
+    engine = await Engine.start({ store, shards });
+    const fromWal = (performance.now() - started) / 1000;
+    const replayed = engine.recovery.reduce((sum, r) => sum + r.eventsApplied, 0);
+    if ((await engine.digest()) !== digest) throw new Error('recovered state differs');
+    await engine.snapshotInBackground();
+    await engine.stop();
+    store = await opened.reopen();
+    started = performance.now();
+    engine = await Engine.start({ store, shards });
+    const fromSnapshot = (performance.now() - started) / 1000;
+    if ((await engine.digest()) !== digest) throw new Error('state recovered from the snapshot differs');
+    await engine.stop();
+    console.log(
+      `recovery   ${kind.padEnd(8)} shards=${shards} ${records.toLocaleString('en-US')} records, ${replayed.toLocaleString('en-US')} WAL events ` +
+        `(written in ${loadSeconds.toFixed(1)} s): ready from the WAL alone in ${fromWal.toFixed(2)} s ` +
+        `(${Math.round(replayed / fromWal).toLocaleString('en-US')} events/s), from a snapshot in ${fromSnapshot.toFixed(2)} s`,
+    );
+  } finally {
+    await opened.dispose();
+  }
+}
+
+async function stall(kind: string, records: number): Promise<void> {
+  const opened = await freshStore(kind);
+  const engine = await Engine.start({ store: opened.store, shards: 1 });
+  try {
+    await seedStock(engine, records);
+    const probe = async (during: Promise<unknown>): Promise<hdr.Histogram> => {
+      const histogram = hdr.build({
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: 60_000_000,
+        numberOfSignificantValueDigits: 3,
+      });
+      let finished = false;
+      void during.finally(() => {
+        finished = true;
+      });
+      let i = 0;
+      while (!finished) {
+        const sent = performance.now();
+        await engine.execute({
+          type: 'adjust',
+          sku: `S${i % records}`,
+          location: 'dc-1',
+          delta: 1,
+          reason: 'probe',
+          key: `probe-${i++}-${sent}`,
+        });
+        histogram.recordValue(Math.max(1, Math.round((performance.now() - sent) * 1000)));
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      return histogram;
+    };
+    const inWorker = engine.snapshotNow();
+    const whileImaging = await probe(inWorker);
+    const [image] = await inWorker;
+    const background = engine.snapshotInBackground();
+    const whileBackground = await probe(background);
+    const [built] = await background;
+    console.log(
+      `stall      ${kind.padEnd(8)} ${records.toLocaleString('en-US')} records: in-worker image stalls the mailbox ${image!.stallMs.toFixed(1)} ms ` +
+        `(probe max ${ms(whileImaging, 100)} ms); background snapshot from the WAL took ${(built!.millis / 1000).toFixed(2)} s, ` +
+        `shard round trips meanwhile p50 ${ms(whileBackground, 50)} p99 ${ms(whileBackground, 99)} max ${ms(whileBackground, 100)} ms`,
+    );
+  } finally {
+    await engine.stop();
+    await opened.dispose();
+  }
+}
+
+export async function main(): Promise<void> {
+  const only = list('BENCH_ONLY', 'throughput,recovery,stall');
+  const stores = list('BENCH_STORES', 'postgres,pglite');
+  const shards = envNumber('BENCH_SHARDS', 1);
+  console.log(`durability — ${describeMachine()}`);
+  for (const kind of stores) {
+    if (only.includes('throughput'))
+      await throughput(
+        kind,
+        envNumber('BENCH_SECONDS', 3),
+        list('BENCH_WAVES', '100,1000,4000').map(Number),
+        shards,
+      );
+    if (only.includes('recovery'))
+      await recovery(
+        kind,
+        envNumber('BENCH_RECORDS', 1_000_000),
+        envNumber('BENCH_WAL_EVENTS', 5_000_000),
+        shards,
+      );
+    if (only.includes('stall')) await stall(kind, envNumber('BENCH_RECORDS', 1_000_000));
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -1,0 +1,129 @@
+/**
+ * Periodic snapshots without stalling a shard: each one is built from the WAL on a
+ * short-lived thread (snapshot-worker.ts). The engine asks `due()` on a timer; a shard is
+ * due once `snapshotEveryEvents` events were appended since its last snapshot, or
+ * `snapshotEveryMs` passed with anything new. One job runs at a time, which bounds the
+ * extra memory to one shard's state.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Limits } from '../config.js';
+import { linkStore } from '../persistence/store-link.js';
+import type { Layout, WalStore } from '../persistence/wal.js';
+import type { SnapshotJob, SnapshotJobResult } from './snapshot-worker.js';
+
+export const snapshotWorkerUrl: URL = import.meta.url.endsWith('.ts')
+  ? new URL('../../dist/src/engine/snapshot-worker.js', import.meta.url)
+  : new URL('./snapshot-worker.js', import.meta.url);
+
+export interface BackgroundSnapshot {
+  readonly shard: number;
+  readonly seq: number;
+  readonly bytes: number;
+  readonly rows: number;
+  readonly events: number;
+  readonly millis: number;
+}
+
+/** Builds and writes one shard's snapshot from the WAL on its own thread. */
+export async function snapshotFromWal(
+  store: WalStore,
+  layout: Layout,
+  limits: Limits,
+  shard: number,
+): Promise<BackgroundSnapshot> {
+  const link = await linkStore(store);
+  try {
+    const job: SnapshotJob = { link: link.link, layout, limits, shard };
+    const worker = new Worker(snapshotWorkerUrl, {
+      workerData: job,
+      transferList: [...link.transfer],
+      name: `stockd-snapshot-${shard}`,
+    });
+    const result = await new Promise<SnapshotJobResult>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`snapshot worker exited with code ${code}`)));
+    });
+    await worker.terminate();
+    if (!result.ok) throw new Error(`snapshot of shard ${shard} failed: ${result.error}`);
+    return {
+      shard,
+      seq: result.seq,
+      bytes: result.bytes,
+      rows: result.rows,
+      events: result.events,
+      millis: result.millis,
+    };
+  } finally {
+    link.release();
+  }
+}
+
+interface ShardMark {
+  /** Events appended (the worker's counter) when the last snapshot was taken. */
+  events: number;
+  seq: number;
+  at: number;
+}
+
+export class Snapshotter {
+  private readonly marks = new Map<number, ShardMark>();
+  private running: Promise<unknown> | null = null;
+  readonly taken: BackgroundSnapshot[] = [];
+  lastError: string | null = null;
+
+  /** `recoveredSeqs`: each shard's seq right after recovery (its workers count events from there). */
+  constructor(
+    private readonly store: WalStore,
+    private readonly layout: Layout,
+    private readonly limits: Limits,
+    private readonly now: () => number,
+    recoveredSeqs: ReadonlyArray<{ shard: number; seq: number }>,
+  ) {
+    for (const { shard, seq } of recoveredSeqs) this.marks.set(shard, { events: 0, seq, at: now() });
+  }
+
+  /**
+   * Starts a snapshot of the first due shard, if none is running. `stats` are the shards'
+   * counters: events appended in this process and the stream's last seq.
+   */
+  poll(stats: ReadonlyArray<{ shard: number; eventsAppended: number; seq: number }>): void {
+    if (this.running !== null) return;
+    const now = this.now();
+    for (const stat of stats) {
+      let mark = this.marks.get(stat.shard);
+      if (mark === undefined) {
+        mark = { events: stat.eventsAppended, seq: stat.seq, at: now };
+        this.marks.set(stat.shard, mark);
+      }
+      // A restarted worker counts from zero again.
+      if (stat.eventsAppended < mark.events) mark.events = 0;
+      const byEvents = stat.eventsAppended - mark.events >= this.limits.snapshotEveryEvents;
+      const byTime = now - mark.at >= this.limits.snapshotEveryMs && stat.seq > mark.seq;
+      if (!byEvents && !byTime) continue;
+      const taken = { events: stat.eventsAppended, at: now };
+      this.running = snapshotFromWal(this.store, this.layout, this.limits, stat.shard)
+        .then(
+          (snapshot) => {
+            this.marks.set(stat.shard, { ...taken, seq: snapshot.seq });
+            this.taken.push(snapshot);
+            if (this.taken.length > 100) this.taken.shift();
+            this.lastError = null;
+          },
+          (error) => {
+            // Try again at the next poll; the WAL still holds everything.
+            this.lastError = error instanceof Error ? error.message : String(error);
+          },
+        )
+        .finally(() => {
+          this.running = null;
+        });
+      return;
+    }
+  }
+
+  /** Waits for a running snapshot (engine stop). */
+  async idle(): Promise<void> {
+    await this.running;
+  }
+}

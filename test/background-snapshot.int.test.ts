@@ -1,0 +1,71 @@
+/**
+ * Snapshots built from the WAL on a background thread (src/engine/snapshotter.ts):
+ * on demand and periodically by events, equal to the live state, used by recovery.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { defaultLimits } from '../src/config.js';
+import { Engine } from '../src/engine/engine.js';
+import { digestOf, rebuild } from '../src/engine/replay.js';
+import { MemoryWalStore } from '../src/persistence/memory-store.js';
+
+const engines: Engine[] = [];
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((engine) => engine.stop()));
+});
+
+async function start(store: MemoryWalStore, shards: number, limits = defaultLimits): Promise<Engine> {
+  const engine = await Engine.start({ store, shards, limits });
+  engines.push(engine);
+  return engine;
+}
+
+async function writeSome(engine: Engine, prefix: string, count: number): Promise<void> {
+  const requests = [];
+  for (let i = 0; i < count; i++) {
+    requests.push({ type: 'set' as const, sku: `${prefix}-${i}`, location: 'dc-1', onHand: 10 + i });
+    requests.push({
+      type: 'reserve' as const,
+      reservationId: `${prefix}-r${i}`,
+      lines: [{ sku: `${prefix}-${i}`, qty: 2 }],
+    });
+  }
+  for (const reply of await engine.executeMany(requests)) expect(reply.ok).toBe(true);
+}
+
+describe('background snapshots', () => {
+  it('on demand: one per shard at its last seq, equal to the live state, then used by recovery', async () => {
+    const store = new MemoryWalStore();
+    const engine = await start(store, 2);
+    await writeSome(engine, 'a', 50);
+    const taken = await engine.snapshotInBackground();
+    expect(taken.map((t) => t.shard)).toEqual([0, 1]);
+    for (const t of taken) expect(t.seq).toBe(await store.lastSeq(t.shard));
+    const live = await engine.digest();
+    await writeSome(engine, 'b', 5);
+    const rebuilt = await rebuild(store);
+    expect(rebuilt.positions.every((p) => p.fromSnapshot)).toBe(true);
+    expect(digestOf(rebuilt.shards)).toBe(await engine.digest());
+    expect(live).not.toBe(await engine.digest());
+
+    const after = await engine.digest();
+    await engine.stop();
+    engines.length = 0;
+    const restarted = await start(store, 2);
+    expect(restarted.recovery.map((r) => r.snapshotsLoaded)).toEqual([1, 1]);
+    expect(await restarted.digest()).toBe(after);
+  });
+
+  it('periodically, once enough events were appended', async () => {
+    const store = new MemoryWalStore();
+    const limits = { ...defaultLimits, snapshotEveryEvents: 20, snapshotCheckMs: 10 };
+    const engine = await start(store, 1, limits);
+    expect(await store.latestSnapshot(0, 1)).toBeNull();
+    await writeSome(engine, 'p', 20);
+    for (let i = 0; i < 300 && engine.snapshots.taken.length === 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(engine.snapshots.lastError).toBeNull();
+    expect(engine.snapshots.taken).toHaveLength(1);
+    const snapshot = await store.latestSnapshot(0, 1);
+    expect(snapshot?.seq).toBe(engine.snapshots.taken[0]!.seq);
+  });
+});
