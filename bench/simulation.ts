@@ -659,6 +659,9 @@ function withoutSnapshots(store: WalStore): WalStore {
     lastSeq: (stream) => store.lastSeq(stream),
     writeSnapshot: (snapshot) => store.writeSnapshot(snapshot),
     latestSnapshot: async () => null,
+    snapshotAtOrBefore: async () => null,
+    listSnapshots: async () => [],
+    prune: (stream, epoch, throughSeq) => store.prune(stream, epoch, throughSeq),
     close: () => store.close(),
   };
 }

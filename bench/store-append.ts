@@ -94,6 +94,9 @@ function bridgedOnly(store: WalStore): WalStore {
     lastSeq: (stream) => store.lastSeq(stream),
     writeSnapshot: (snapshot) => store.writeSnapshot(snapshot),
     latestSnapshot: (shard, epoch) => store.latestSnapshot(shard, epoch),
+    snapshotAtOrBefore: (shard, epoch, seq) => store.snapshotAtOrBefore(shard, epoch, seq),
+    listSnapshots: (shard, epoch) => store.listSnapshots(shard, epoch),
+    prune: (stream, epoch, throughSeq) => store.prune(stream, epoch, throughSeq),
     close: async () => {},
   };
 }

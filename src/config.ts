@@ -49,6 +49,11 @@ export interface Limits {
   readonly snapshotEveryMs: number;
   /** How often the engine checks whether a snapshot is due. */
   readonly snapshotCheckMs: number;
+  /**
+   * WAL retention: rows and snapshots older than this are removed once a snapshot older
+   * than it exists (that snapshot becomes the earliest point the replay tool can rebuild).
+   */
+  readonly walRetentionMs: number;
 }
 
 export const defaultLimits: Limits = Object.freeze({
@@ -74,6 +79,7 @@ export const defaultLimits: Limits = Object.freeze({
   snapshotEveryEvents: 1_000_000,
   snapshotEveryMs: 10 * 60_000,
   snapshotCheckMs: 1_000,
+  walRetentionMs: 7 * 24 * 3600 * 1000,
 });
 
 /** Throws (a programmer/operator error, not a business outcome) when limits contradict each other. */

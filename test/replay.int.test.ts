@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Request } from '../src/actors/types.js';
+import { defaultLimits } from '../src/config.js';
 import { ManualClock } from '../src/engine/clock.js';
 import { Engine } from '../src/engine/engine.js';
 import { digestOf, exportLines, history, ReplayRangeError, rebuild, verify } from '../src/engine/replay.js';
@@ -224,5 +225,56 @@ class TamperedStore implements WalStore {
   async latestSnapshot(shard: number, epoch: number): Promise<SnapshotRow | null> {
     return shard === 0 && this.snapshot !== null ? this.snapshot : this.inner.latestSnapshot(shard, epoch);
   }
+  snapshotAtOrBefore = (shard: number, epoch: number, seq: number) =>
+    this.inner.snapshotAtOrBefore(shard, epoch, seq);
+  listSnapshots = (shard: number, epoch: number) => this.inner.listSnapshots(shard, epoch);
+  prune = () => Promise.reject(new Error('read-only'));
   close = () => Promise.resolve();
 }
+
+describe('retention', () => {
+  it('removes what is older than the window once a snapshot older than it exists; the replay tool says where it can start', async () => {
+    const store = new MemoryWalStore();
+    const clock = new ManualClock(Date.parse('2026-11-20T00:00:00Z'));
+    const hour = 3_600_000;
+    const limits = { ...defaultLimits, walRetentionMs: 3 * hour };
+    const engine = await Engine.start({ store, shards: 1, clock, limits });
+    engines.push(engine);
+    const step = async (n: number): Promise<void> => {
+      await run(engine, { type: 'set', sku: 'A', location: 'dc-1', onHand: 100 + n });
+      await run(engine, { type: 'adjust', sku: 'A', location: 'dc-1', delta: 1, reason: 'x', key: `k${n}` });
+    };
+    await step(1);
+    const digestAt0000 = await engine.digest();
+    const [first] = await engine.snapshotInBackground(); // at 00:00, seq 2
+    clock.advance(2 * hour);
+    await step(2);
+    const digestAt0200 = await engine.digest();
+    const at0200 = clock.now();
+    await engine.snapshotInBackground(); // at 02:00, seq 4: nothing is older than 3 h yet
+    expect((await store.read(0, 0, 100))[0]!.seq).toBe(1);
+    clock.advance(2 * hour);
+    await step(3);
+    await engine.snapshotInBackground(); // at 04:00: the 00:00 snapshot is the newest older than 3 h
+    const rows = await store.read(0, 0, 100);
+    expect(rows[0]!.seq).toBe(first!.seq + 1);
+    expect((await store.listSnapshots(0, 1)).map((s) => s.seq)[0]).toBe(first!.seq);
+
+    // As of 01:00: the 00:00 snapshot; as of 02:00 the one taken then; as of 03:00 that
+    // one plus nothing newer (the next rows came at 04:00).
+    const at0100 = await rebuild(store, { toTime: at0200 - hour });
+    expect(at0100.positions[0]).toMatchObject({ fromSnapshot: true, fromSeq: first!.seq, seq: first!.seq });
+    expect(digestOf(at0100.shards)).toBe(digestAt0000);
+    expect(digestOf((await rebuild(store, { toTime: at0200 })).shards)).toBe(digestAt0200);
+    expect(digestOf((await rebuild(store, { toTime: at0200 + hour })).shards)).toBe(digestAt0200);
+    // By seq, through the rows the window kept: seq 3 comes from the seq-2 snapshot and one row.
+    const bySeq = await rebuild(store, { toSeq: first!.seq + 1 });
+    expect(bySeq.positions[0]).toMatchObject({ fromSeq: first!.seq, seq: first!.seq + 1 });
+    // Before the 00:00 snapshot nothing can be rebuilt any more, and the tool says so.
+    await expect(rebuild(store, { toTime: Date.parse('2026-11-19T23:00:00Z') })).rejects.toThrow(
+      /earliest point this database can rebuild, seq 2 \(2026-11-20T00:00:00.000Z\)/,
+    );
+    expect(digestOf((await rebuild(store)).shards)).toBe(await engine.digest());
+    expect((await verify(store)).ok).toBe(true);
+  });
+});

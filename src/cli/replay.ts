@@ -21,8 +21,8 @@ import { Piscina } from 'piscina';
 import {
   digestOf,
   EmptyDatabaseError,
+  earliestPoint,
   exportLines,
-  firstSeqOf,
   history,
   type ReplayProgress,
   ReplayRangeError,
@@ -169,15 +169,7 @@ async function runRebuild(
   const rebuilt = await rebuild(store, { ...target, ...(bar ? { onProgress: bar.update } : {}) });
   bar?.stop();
   const earliest = await Promise.all(
-    rebuilt.positions.map(async (p) => {
-      const snapshot = await store.latestSnapshot(p.stream, rebuilt.layout.epoch);
-      const first = await firstSeqOf(store, p.stream);
-      return rebuilt.layout.epoch === 1 && (first === null || first === 1)
-        ? 'start of the log'
-        : snapshot === null
-          ? 'unknown (no snapshot)'
-          : `seq ${snapshot.seq}, ${new Date(snapshot.at).toISOString()}`;
-    }),
+    rebuilt.positions.map(async (p) => (await earliestPoint(store, rebuilt.layout, p.stream)).description),
   );
   const summary = {
     store: store.describe(),

@@ -529,7 +529,13 @@ export class Engine extends Router {
     }
     engine.tickTimer = setInterval(() => engine.tick(), limits.expiryTickMs);
     engine.tickTimer.unref();
-    engine.snapshotter = new Snapshotter(options.store, layout, limits, () => Date.now(), engine.recovery);
+    engine.snapshotter = new Snapshotter(
+      options.store,
+      layout,
+      limits,
+      () => engine.clock.now(),
+      engine.recovery,
+    );
     engine.snapshotTimer = setInterval(() => {
       engine.stats().then(
         (stats) => engine.snapshotter.poll(stats),
@@ -553,14 +559,16 @@ export class Engine extends Router {
   }
 
   /**
-   * Snapshots every shard from the WAL on a background thread, one shard after another:
-   * the shards keep serving throughout (the periodic snapshots work the same way).
+   * Snapshots every shard from the WAL on a background thread, one shard after another,
+   * then applies WAL retention: the shards keep serving throughout (the periodic
+   * snapshots work the same way).
    */
   async snapshotInBackground(): Promise<BackgroundSnapshot[]> {
     await this.snapshotter.idle();
     const taken: BackgroundSnapshot[] = [];
     for (const shard of this.shards) {
       taken.push(await snapshotFromWal(this.options.store, this.layout, this.limits, shard.shard));
+      await this.snapshotter.applyRetention(shard.shard);
     }
     return taken;
   }

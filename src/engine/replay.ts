@@ -122,8 +122,9 @@ export async function firstSeqOf(store: WalStore, stream: number): Promise<numbe
 }
 
 /**
- * Chooses where to start a shard's rebuild: its latest snapshot of the current epoch when
- * that is at or before the target, else the start of the stream if the stream is complete.
+ * Chooses where to start a shard's rebuild: the newest snapshot of the current epoch at or
+ * before the target, else the start of the stream if the stream is complete (epoch 1, the
+ * first row still there).
  */
 async function startingPoint(
   store: WalStore,
@@ -131,23 +132,55 @@ async function startingPoint(
   shard: number,
   target: ReplayTarget,
 ): Promise<{ snapshot: SnapshotRow | null; fromSeq: number }> {
-  const snapshot = await store.latestSnapshot(shard, layout.epoch);
-  const targetSeq = targetSeqOf(target, shard);
-  const usable =
-    snapshot !== null &&
-    snapshot.seq <= targetSeq &&
-    (target.toTime === undefined || snapshot.at <= target.toTime);
-  if (usable) return { snapshot, fromSeq: snapshot.seq };
+  let targetSeq = targetSeqOf(target, shard);
+  if (target.toTime !== undefined) {
+    // The newest snapshot taken at or before the time bounds the seq too.
+    const byTime = (await store.listSnapshots(shard, layout.epoch)).filter((s) => s.at <= target.toTime!);
+    targetSeq = Math.min(targetSeq, byTime.at(-1)?.seq ?? 0);
+    if (byTime.length === 0) targetSeq = -1;
+  }
+  const snapshot =
+    targetSeq < 0
+      ? null
+      : await store.snapshotAtOrBefore(
+          shard,
+          layout.epoch,
+          Number.isFinite(targetSeq) ? targetSeq : Number.MAX_SAFE_INTEGER,
+        );
   const first = await firstSeqOf(store, shard);
+  if (snapshot !== null && (first === null || first <= snapshot.seq + 1))
+    return { snapshot, fromSeq: snapshot.seq };
   const complete = layout.epoch === 1 && (first === null || first === 1);
   if (complete) return { snapshot: null, fromSeq: 0 };
-  const earliest =
-    snapshot === null
-      ? 'none: no snapshot and the start of the log was removed by retention'
-      : `seq ${snapshot.seq} (${new Date(snapshot.at).toISOString()})`;
+  const earliest = await earliestPoint(store, layout, shard);
   throw new ReplayRangeError(
-    `shard ${shard}: the target is before the earliest point this database can rebuild, ${earliest}`,
+    `shard ${shard}: the target is before the earliest point this database can rebuild, ${earliest.description}`,
   );
+}
+
+/** The earliest state of a shard this database can rebuild (retention and resharding move it). */
+export async function earliestPoint(
+  store: WalStore,
+  layout: Layout,
+  shard: number,
+): Promise<{ seq: number; at: number | null; description: string }> {
+  const first = await firstSeqOf(store, shard);
+  if (layout.epoch === 1 && (first === null || first === 1))
+    return { seq: 0, at: null, description: 'the start of the log' };
+  for (const info of await store.listSnapshots(shard, layout.epoch)) {
+    if (first === null || first <= info.seq + 1) {
+      return {
+        seq: info.seq,
+        at: info.at,
+        description: `seq ${info.seq} (${new Date(info.at).toISOString()}), a snapshot`,
+      };
+    }
+  }
+  return {
+    seq: Number.NaN,
+    at: null,
+    description: 'none: no usable snapshot and the start of the log was removed',
+  };
 }
 
 /** One shard rebuilt as of a target: its core, and where its stream stopped. */

@@ -104,11 +104,12 @@ export class Snapshotter {
       const taken = { events: stat.eventsAppended, at: now };
       this.running = snapshotFromWal(this.store, this.layout, this.limits, stat.shard)
         .then(
-          (snapshot) => {
+          async (snapshot) => {
             this.marks.set(stat.shard, { ...taken, seq: snapshot.seq });
             this.taken.push(snapshot);
             if (this.taken.length > 100) this.taken.shift();
             this.lastError = null;
+            await this.applyRetention(stat.shard);
           },
           (error) => {
             // Try again at the next poll; the WAL still holds everything.
@@ -121,6 +122,24 @@ export class Snapshotter {
       return;
     }
   }
+
+  /**
+   * Removes what the retention window no longer needs: the newest snapshot older than the
+   * window becomes the base, and the rows and snapshots before it go.
+   */
+  async applyRetention(shard: number): Promise<{ rows: number; snapshots: number }> {
+    const horizon = this.now() - this.limits.walRetentionMs;
+    const snapshots = await this.store.listSnapshots(shard, this.layout.epoch);
+    const base = snapshots.filter((s) => s.at < horizon).at(-1);
+    if (base === undefined) return { rows: 0, snapshots: 0 };
+    const removed = await this.store.prune(shard, this.layout.epoch, base.seq);
+    this.pruned.rows += removed.rows;
+    this.pruned.snapshots += removed.snapshots;
+    return removed;
+  }
+
+  /** Rows and snapshots removed by retention since start. */
+  readonly pruned = { rows: 0, snapshots: 0 };
 
   /** Waits for a running snapshot (engine stop). */
   async idle(): Promise<void> {

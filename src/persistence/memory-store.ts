@@ -9,11 +9,20 @@
  */
 import { checksumOf } from './codec.js';
 import { StoreError } from './store-errors.js';
-import { type Layout, type SnapshotRow, type WalRow, WalSequenceError, type WalStore } from './wal.js';
+import {
+  type Layout,
+  type SnapshotInfo,
+  type SnapshotRow,
+  type WalRow,
+  WalSequenceError,
+  type WalStore,
+} from './wal.js';
 
 export class MemoryWalStore implements WalStore {
   private layout: Layout | null = null;
   private readonly streams = new Map<number, WalRow[]>();
+  /** Rows removed from the front of each stream by retention: seq n sits at index n − 1 − pruned. */
+  private readonly pruned = new Map<number, number>();
   private readonly snapshots: SnapshotRow[] = [];
   private failuresPending = 0;
   private closed = false;
@@ -44,8 +53,9 @@ export class MemoryWalStore implements WalStore {
   async read(stream: number, afterSeq: number, limit: number): Promise<WalRow[]> {
     this.assertOpen();
     const rows = this.rowsOf(stream);
-    // seq is 1-based and dense, so seq n sits at index n - 1.
-    return rows.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit);
+    // seq is 1-based and dense, so seq n sits at index n − 1 − pruned.
+    const start = Math.max(0, afterSeq - (this.pruned.get(stream) ?? 0));
+    return rows.slice(start, start + limit);
   }
 
   async lastSeq(stream: number): Promise<number> {
@@ -66,6 +76,49 @@ export class MemoryWalStore implements WalStore {
       if (s.shard === shard && s.epoch === epoch && checksumOf(s.payload) === s.checksum) return s;
     }
     return null;
+  }
+
+  async snapshotAtOrBefore(shard: number, epoch: number, atOrBeforeSeq: number): Promise<SnapshotRow | null> {
+    this.assertOpen();
+    let best: SnapshotRow | null = null;
+    for (const s of this.snapshots) {
+      if (s.shard !== shard || s.epoch !== epoch || s.seq > atOrBeforeSeq) continue;
+      if (checksumOf(s.payload) !== s.checksum) continue;
+      if (best === null || s.seq >= best.seq) best = s;
+    }
+    return best;
+  }
+
+  async listSnapshots(shard: number, epoch: number): Promise<SnapshotInfo[]> {
+    this.assertOpen();
+    return this.snapshots
+      .filter((s) => s.shard === shard && s.epoch === epoch)
+      .map((s) => ({ seq: s.seq, at: s.at }))
+      .sort((a, b) => a.seq - b.seq);
+  }
+
+  async prune(
+    stream: number,
+    epoch: number,
+    throughSeq: number,
+  ): Promise<{ rows: number; snapshots: number }> {
+    this.assertOpen();
+    const rows = this.rowsOf(stream);
+    const pruned = this.pruned.get(stream) ?? 0;
+    // The last row stays: it carries the stream's position.
+    const count = Math.max(0, Math.min(throughSeq - pruned, rows.length - 1));
+    if (count > 0) {
+      this.pruned.set(stream, pruned + count);
+      rows.splice(0, count);
+    }
+    const before = this.snapshots.length;
+    for (let i = this.snapshots.length - 1; i >= 0; i--) {
+      const s = this.snapshots[i]!;
+      if (s.shard === stream && (s.epoch < epoch || (s.epoch === epoch && s.seq < throughSeq))) {
+        this.snapshots.splice(i, 1);
+      }
+    }
+    return { rows: count, snapshots: before - this.snapshots.length };
   }
 
   async close(): Promise<void> {

@@ -28,7 +28,7 @@ import { remoteStore } from './remote-store.js';
 import { checkSchemaName } from './sql-session.js';
 import { StoreError } from './store-errors.js';
 import type { LinkableStore, WorkerLink } from './store-link.js';
-import type { Layout, SnapshotRow, WalRow, WalStore } from './wal.js';
+import type { Layout, SnapshotInfo, SnapshotRow, WalRow, WalStore } from './wal.js';
 
 /** Compiled host script; tests run the TypeScript sources, so they load the built copy. */
 export const pgliteHostUrl: URL = import.meta.url.endsWith('.ts')
@@ -143,6 +143,18 @@ export class PgliteWalStore implements LinkableStore {
 
   latestSnapshot(shard: number, epoch: number): Promise<SnapshotRow | null> {
     return this.store.latestSnapshot(shard, epoch);
+  }
+
+  snapshotAtOrBefore(shard: number, epoch: number, atOrBeforeSeq: number): Promise<SnapshotRow | null> {
+    return this.store.snapshotAtOrBefore(shard, epoch, atOrBeforeSeq);
+  }
+
+  listSnapshots(shard: number, epoch: number): Promise<SnapshotInfo[]> {
+    return this.store.listSnapshots(shard, epoch);
+  }
+
+  prune(stream: number, epoch: number, throughSeq: number): Promise<{ rows: number; snapshots: number }> {
+    return this.store.prune(stream, epoch, throughSeq);
   }
 
   /** A port straight to the PGlite thread for one shard worker. */

@@ -27,6 +27,9 @@ const bridgedMethods = [
   'lastSeq',
   'writeSnapshot',
   'latestSnapshot',
+  'snapshotAtOrBefore',
+  'listSnapshots',
+  'prune',
 ] as const satisfies ReadonlyArray<keyof WalStore>;
 
 type BridgedMethod = (typeof bridgedMethods)[number];
@@ -94,6 +97,9 @@ export function remoteStore(port: MessagePort): WalStore {
     lastSeq: (stream) => call('lastSeq', [stream]),
     writeSnapshot: (snapshot) => call('writeSnapshot', [snapshot]),
     latestSnapshot: (shard, epoch) => call('latestSnapshot', [shard, epoch]),
+    snapshotAtOrBefore: (shard, epoch, seq) => call('snapshotAtOrBefore', [shard, epoch, seq]),
+    listSnapshots: (shard, epoch) => call('listSnapshots', [shard, epoch]),
+    prune: (stream, epoch, throughSeq) => call('prune', [stream, epoch, throughSeq]),
     async close() {
       if (closedLocally) return;
       closedLocally = true;

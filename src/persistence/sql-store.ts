@@ -18,7 +18,14 @@ import { checksumOf } from './codec.js';
 import type { SqlResult, SqlSession, SqlStatement } from './sql-session.js';
 import { toNumber } from './sql-session.js';
 import { StoreError, type WriterIdentity } from './store-errors.js';
-import { type Layout, type SnapshotRow, type WalRow, WalSequenceError, type WalStore } from './wal.js';
+import {
+  type Layout,
+  type SnapshotInfo,
+  type SnapshotRow,
+  type WalRow,
+  WalSequenceError,
+  type WalStore,
+} from './wal.js';
 
 /**
  * Bytes of payload one `read` returns at most (it always returns at least one row). A
@@ -106,6 +113,24 @@ const statements = {
     text: `SELECT shard, epoch, seq, at, checksum, payload FROM stockd_snapshot
            WHERE shard = $1::int AND epoch = $2::int AND seq < $3::bigint
            ORDER BY seq DESC LIMIT 1`,
+  },
+  listSnapshots: {
+    timeoutMs: sqlTimeoutsMs.read,
+    text: `SELECT seq, at FROM stockd_snapshot WHERE shard = $1::int AND epoch = $2::int ORDER BY seq`,
+  },
+  // Retention deletes are fenced like appends: a stale writer removes nothing.
+  pruneRows: {
+    timeoutMs: sqlTimeoutsMs.snapshot,
+    text: `DELETE FROM stockd_wal
+           WHERE stream = $1::int AND seq <= $2::bigint
+             AND seq < (SELECT max(seq) FROM stockd_wal WHERE stream = $1::int)
+             AND EXISTS (SELECT 1 FROM stockd_writer WHERE id = 1 AND epoch = $3::int)`,
+  },
+  pruneSnapshots: {
+    timeoutMs: sqlTimeoutsMs.snapshot,
+    text: `DELETE FROM stockd_snapshot
+           WHERE shard = $1::int AND (epoch < $2::int OR (epoch = $2::int AND seq < $3::bigint))
+             AND EXISTS (SELECT 1 FROM stockd_writer WHERE id = 1 AND epoch = $4::int)`,
   },
   claimWriter: {
     timeoutMs: sqlTimeoutsMs.read,
@@ -224,7 +249,15 @@ export class SqlWalStore implements WalStore {
 
   /** The newest snapshot whose payload matches its checksum; damaged ones are passed over. */
   async latestSnapshot(shard: number, epoch: number): Promise<SnapshotRow | null> {
-    let before: number | string = seqUnbounded;
+    return this.newestValidSnapshotBefore(shard, epoch, seqUnbounded);
+  }
+
+  private async newestValidSnapshotBefore(
+    shard: number,
+    epoch: number,
+    seqBelow: number | string,
+  ): Promise<SnapshotRow | null> {
+    let before: number | string = seqBelow;
     for (;;) {
       const result = await this.query(statements.snapshotBefore, [shard, epoch, before]);
       const row = result.rows[0];
@@ -240,6 +273,26 @@ export class SqlWalStore implements WalStore {
       if (checksumOf(snapshot.payload) === snapshot.checksum) return snapshot;
       before = snapshot.seq;
     }
+  }
+
+  async snapshotAtOrBefore(shard: number, epoch: number, atOrBeforeSeq: number): Promise<SnapshotRow | null> {
+    return this.newestValidSnapshotBefore(shard, epoch, atOrBeforeSeq + 1);
+  }
+
+  async listSnapshots(shard: number, epoch: number): Promise<SnapshotInfo[]> {
+    const result = await this.query(statements.listSnapshots, [shard, epoch]);
+    return result.rows.map((row) => ({ seq: toNumber(row.seq), at: toNumber(row.at) }));
+  }
+
+  async prune(
+    stream: number,
+    epoch: number,
+    throughSeq: number,
+  ): Promise<{ rows: number; snapshots: number }> {
+    const writer = this.writable();
+    const rows = await this.query(statements.pruneRows, [stream, throughSeq, writer]);
+    const snapshots = await this.query(statements.pruneSnapshots, [stream, epoch, throughSeq, writer]);
+    return { rows: rows.rowCount, snapshots: snapshots.rowCount };
   }
 
   async close(): Promise<void> {

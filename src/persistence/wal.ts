@@ -49,6 +49,11 @@ export interface SnapshotRow {
   readonly checksum: string;
 }
 
+export interface SnapshotInfo {
+  readonly seq: number;
+  readonly at: number;
+}
+
 export interface WalStore {
   readLayout(): Promise<Layout | null>;
   writeLayout(layout: Layout): Promise<void>;
@@ -69,6 +74,17 @@ export interface WalStore {
    * A damaged snapshot is passed over, so recovery falls back to an older one (and more WAL).
    */
   latestSnapshot(shard: number, epoch: number): Promise<SnapshotRow | null>;
+  /** The newest valid snapshot of a shard in an epoch with seq <= atOrBeforeSeq, or null. */
+  snapshotAtOrBefore(shard: number, epoch: number, atOrBeforeSeq: number): Promise<SnapshotRow | null>;
+  /** Seq and time of every snapshot of a shard in an epoch, oldest first (payloads not read). */
+  listSnapshots(shard: number, epoch: number): Promise<SnapshotInfo[]>;
+  /**
+   * Retention: deletes the rows of `stream` with seq <= throughSeq — except the stream's
+   * last row, which carries its position — the snapshots of shard `stream` in `epoch` with
+   * seq < throughSeq, and its snapshots of earlier epochs. The caller keeps a snapshot at
+   * throughSeq, so recovery and later replays lose nothing.
+   */
+  prune(stream: number, epoch: number, throughSeq: number): Promise<{ rows: number; snapshots: number }>;
   close(): Promise<void>;
 }
 

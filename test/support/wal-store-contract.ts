@@ -161,6 +161,51 @@ export function walStoreContract(
         }
       }));
 
+    it('finds the newest snapshot at or before a seq, and lists snapshots oldest first', () =>
+      withStore(async (store) => {
+        await store.writeSnapshot(snapshot(0, 1, 10));
+        await store.writeSnapshot(snapshot(0, 1, 20));
+        await store.writeSnapshot(snapshot(0, 1, 30));
+        await store.writeSnapshot(snapshot(0, 2, 25));
+        await store.writeSnapshot(snapshot(1, 1, 15));
+        expect((await store.snapshotAtOrBefore(0, 1, 25))?.seq).toBe(20);
+        expect((await store.snapshotAtOrBefore(0, 1, 20))?.seq).toBe(20);
+        expect((await store.snapshotAtOrBefore(0, 1, 9))?.seq ?? null).toBeNull();
+        expect((await store.snapshotAtOrBefore(0, 2, 100))?.seq).toBe(25);
+        expect(await store.listSnapshots(0, 1)).toEqual([
+          { seq: 10, at: 1_010 },
+          { seq: 20, at: 1_020 },
+          { seq: 30, at: 1_030 },
+        ]);
+        expect(await store.listSnapshots(2, 1)).toEqual([]);
+        // A damaged one is passed over here too.
+        await store.writeSnapshot({ ...snapshot(0, 1, 22), checksum: checksumOf(bytes(9)) });
+        expect((await store.snapshotAtOrBefore(0, 1, 25))?.seq).toBe(20);
+      }));
+
+    it('prunes rows and snapshots up to a seq (retention), never the last row; appends continue', () =>
+      withStore(async (store) => {
+        for (let seq = 1; seq <= 5; seq++) await store.append(row(0, seq));
+        await store.append(row(1, 1));
+        await store.writeSnapshot(snapshot(0, 1, 2));
+        await store.writeSnapshot(snapshot(0, 1, 4));
+        await store.writeSnapshot(snapshot(1, 1, 1));
+        expect(await store.prune(0, 1, 4)).toEqual({ rows: 4, snapshots: 1 });
+        expect((await store.read(0, 0, 10)).map((r) => r.seq)).toEqual([5]);
+        expect((await store.read(0, 4, 10)).map((r) => r.seq)).toEqual([5]);
+        expect(await store.lastSeq(0)).toBe(5);
+        expect((await store.listSnapshots(0, 1)).map((s) => s.seq)).toEqual([4]);
+        // Other streams are untouched.
+        expect((await store.read(1, 0, 10)).map((r) => r.seq)).toEqual([1]);
+        expect((await store.listSnapshots(1, 1)).map((s) => s.seq)).toEqual([1]);
+        // The last row stays even when the prune reaches it, so the position survives.
+        expect((await store.prune(0, 1, 99)).rows).toBe(0);
+        expect(await store.lastSeq(0)).toBe(5);
+        await store.append(row(0, 6));
+        await expect(store.append(row(0, 6))).rejects.toMatchObject({ code: 'WAL_SEQUENCE' });
+        expect((await store.read(0, 0, 10)).map((r) => r.seq)).toEqual([5, 6]);
+      }));
+
     it('rejects every call once closed', () =>
       withStore(async (store) => {
         await store.append(row(0, 1));
