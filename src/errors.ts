@@ -36,6 +36,12 @@ export const errorDefinitions = {
   STOCK_NOT_FOUND: { number: 14, status: 404, title: 'Stock not found' },
   LIMIT_EXCEEDED: { number: 15, status: 413, title: 'Limit exceeded' },
   INVALID_TTL: { number: 16, status: 422, title: 'Invalid TTL' },
+  UNAUTHORIZED: { number: 17, status: 401, title: 'Unauthorized' },
+  FORBIDDEN: { number: 18, status: 403, title: 'Forbidden' },
+  RATE_LIMITED: { number: 19, status: 429, title: 'Rate limited' },
+  ROUTE_NOT_FOUND: { number: 20, status: 404, title: 'Route not found' },
+  UNSUPPORTED_MEDIA_TYPE: { number: 21, status: 415, title: 'Unsupported media type' },
+  CURSOR_EXPIRED: { number: 22, status: 410, title: 'Cursor expired' },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof errorDefinitions;

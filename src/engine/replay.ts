@@ -38,10 +38,8 @@ export interface ReplayTarget {
   readonly toTime?: number;
 }
 
-export interface ReplayProgress {
-  /** Called after each page of rows, with running totals. */
-  (done: { rows: number; events: number; stream: number; seq: number }): void;
-}
+/** Called after each page of rows, with running totals. */
+export type ReplayProgress = (done: { rows: number; events: number; stream: number; seq: number }) => void;
 
 export interface StreamPosition {
   readonly stream: number;

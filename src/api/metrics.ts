@@ -1,0 +1,232 @@
+/**
+ * Prometheus metrics (prom-client), one registry per server so several servers in one
+ * process (tests) never collide.
+ *
+ *   stockd_http_request_duration_seconds{method,route,status}  histogram, every request
+ *   stockd_batch_commands                                       histogram, /v1/batch sizes
+ *   stockd_rejections_total{code}                               every problem answered (items too)
+ *   stockd_shard_mailbox_depth{shard}                           commands queued or in flight
+ *   stockd_shard_ready{shard}                                   1 when the shard serves
+ *   stockd_shard_wal_last_append_seconds{shard}                 duration of the shard's last WAL append
+ *   stockd_shard_wal_appends{shard}, _append_failures{shard}, _commands{shard}, _batches{shard},
+ *   stockd_shard_held_reservations{shard}
+ *   + the process metrics of prom-client (event loop lag, heap, GC)
+ *
+ * The per-request cost is a bucket search and three additions on counters made once per
+ * (route, status): prom-client's own Histogram hashes its labels on every observation,
+ * so request latency is kept in `RouteLatency` and rendered at scrape time. Shard figures
+ * are read only when /metrics is scraped.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from 'prom-client';
+import type { ShardStats } from '../engine/protocol.js';
+
+/** What metrics read of the engine (Engine satisfies it). */
+export interface ShardSource {
+  readonly shards: readonly { readonly depth: number }[];
+  stats(): Promise<ShardStats[]>;
+}
+
+const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** One (method, route, status) series: cumulative on render, plain counts while recording. */
+interface LatencySeries {
+  readonly labels: { method: string; route: string; status: string };
+  readonly counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * stockd_http_request_duration_seconds, recorded without allocation: a prom-client metric
+ * object (name, help, type, get) whose values are built only when scraped.
+ */
+class RouteLatency {
+  readonly name = 'stockd_http_request_duration_seconds';
+  readonly help = 'HTTP request latency by route (the route template, not the path)';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly series: LatencySeries[] = [];
+
+  /** A recorder for one route; its series per status are created on first use. */
+  recorder(method: string, route: string): (status: number, elapsedMs: number) => void {
+    const byStatus = new Map<number, LatencySeries>();
+    return (status, elapsedMs) => {
+      let series = byStatus.get(status);
+      if (series === undefined) {
+        series = {
+          labels: { method, route, status: String(status) },
+          counts: new Float64Array(latencyBucketsSeconds.length + 1),
+          sum: 0,
+          count: 0,
+        };
+        byStatus.set(status, series);
+        this.series.push(series);
+      }
+      const seconds = elapsedMs / 1000;
+      let bucket = 0;
+      while (bucket < latencyBucketsSeconds.length && seconds > latencyBucketsSeconds[bucket]!) bucket++;
+      series.counts[bucket]!++;
+      series.sum += seconds;
+      series.count++;
+    };
+  }
+
+  async get() {
+    const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = [];
+    for (const series of this.series) {
+      let cumulative = 0;
+      latencyBucketsSeconds.forEach((le, i) => {
+        cumulative += series.counts[i]!;
+        values.push({
+          value: cumulative,
+          labels: { le, ...series.labels },
+          metricName: `${this.name}_bucket`,
+        });
+      });
+      values.push({
+        value: series.count,
+        labels: { le: '+Inf', ...series.labels },
+        metricName: `${this.name}_bucket`,
+      });
+      values.push({ value: series.sum, labels: series.labels, metricName: `${this.name}_sum` });
+      values.push({ value: series.count, labels: series.labels, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    for (const series of this.series) {
+      series.counts.fill(0);
+      series.sum = 0;
+      series.count = 0;
+    }
+  }
+}
+
+/** A scrape waits at most this long for the shards' stats (a restarting worker must not hang it). */
+const statsTimeoutMs = 1_000;
+
+export class ApiMetrics {
+  readonly registry = new Registry();
+  private readonly latency = new RouteLatency();
+  private readonly rejections: Counter<'code'>;
+  private readonly rejectionChildren = new Map<string, Counter.Internal>();
+  private readonly batchCommands: Histogram;
+  private readonly mailboxDepth: Gauge<'shard'>;
+  private readonly shardReady: Gauge<'shard'>;
+  private readonly walLastAppend: Gauge<'shard'>;
+  private readonly walAppends: Gauge<'shard'>;
+  private readonly walAppendFailures: Gauge<'shard'>;
+  private readonly shardCommands: Gauge<'shard'>;
+  private readonly shardBatches: Gauge<'shard'>;
+  private readonly shardHeld: Gauge<'shard'>;
+
+  constructor(private readonly source: () => ShardSource | null) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'stockd_' });
+    this.registry.registerMetric(this.latency as unknown as Metric);
+    this.rejections = new Counter({
+      name: 'stockd_rejections_total',
+      help: 'Problems answered, by code (batch and list items included)',
+      labelNames: ['code'],
+      registers,
+    });
+    this.batchCommands = new Histogram({
+      name: 'stockd_batch_commands',
+      help: 'Commands per /v1/batch request',
+      buckets: [1, 10, 100, 1_000, 10_000],
+      registers,
+    });
+    const shardGauge = (name: string, help: string) =>
+      new Gauge({ name, help, labelNames: ['shard'] as const, registers });
+    this.mailboxDepth = new Gauge({
+      name: 'stockd_shard_mailbox_depth',
+      help: 'Commands queued for or in flight to a shard',
+      labelNames: ['shard'],
+      registers,
+      collect: () => this.collectDepth(),
+    });
+    this.shardReady = shardGauge(
+      'stockd_shard_ready',
+      '1 when the shard serves, 0 while recovering, degraded or stopping',
+    );
+    this.walLastAppend = shardGauge(
+      'stockd_shard_wal_last_append_seconds',
+      'Duration of the shard’s most recent WAL append (group commit)',
+    );
+    this.walAppends = shardGauge(
+      'stockd_shard_wal_appends',
+      'WAL rows appended by the shard since it started',
+    );
+    this.walAppendFailures = shardGauge('stockd_shard_wal_append_failures', 'WAL appends that failed');
+    this.shardCommands = shardGauge('stockd_shard_commands', 'Commands the shard processed since it started');
+    this.shardBatches = shardGauge(
+      'stockd_shard_batches',
+      'Batches the shard processed since it started (commands ÷ batches = the engine’s batch size)',
+    );
+    this.shardHeld = shardGauge('stockd_shard_held_reservations', 'Reservations held on the shard');
+  }
+
+  /** A function that records one request of a route (made once per route, at registration). */
+  routeObserver(method: string, route: string): (status: number, elapsedMs: number) => void {
+    return this.latency.recorder(method, route);
+  }
+
+  rejection(code: string): void {
+    let child = this.rejectionChildren.get(code);
+    if (child === undefined) {
+      child = this.rejections.labels(code);
+      this.rejectionChildren.set(code, child);
+    }
+    child.inc();
+  }
+
+  batch(size: number): void {
+    this.batchCommands.observe(size);
+  }
+
+  private collectDepth(): void {
+    const engine = this.source();
+    if (engine === null) return;
+    engine.shards.forEach((shard, index) => {
+      this.mailboxDepth.set({ shard: String(index) }, shard.depth);
+    });
+  }
+
+  /** The exposition text; reads the shards' stats first (bounded by a timeout). */
+  async render(): Promise<string> {
+    const engine = this.source();
+    if (engine !== null) {
+      const stats = await withTimeout(engine.stats(), statsTimeoutMs);
+      if (stats !== null) this.setShardStats(stats);
+    }
+    return this.registry.metrics();
+  }
+
+  private setShardStats(stats: readonly ShardStats[]): void {
+    for (const stat of stats) {
+      const shard = String(stat.shard);
+      this.shardReady.set({ shard }, stat.lifecycle === 'ready' ? 1 : 0);
+      this.walLastAppend.set({ shard }, stat.lastAppendMs / 1000);
+      this.walAppends.set({ shard }, stat.appends);
+      this.walAppendFailures.set({ shard }, stat.appendFailures);
+      this.shardCommands.set({ shard }, stat.commands);
+      this.shardBatches.set({ shard }, stat.batches);
+      this.shardHeld.set({ shard }, stat.held);
+    }
+  }
+}
+
+/** The promise's value, or null when it takes longer than `ms` (or fails). */
+export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([promise.catch(() => null), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
