@@ -274,6 +274,13 @@ export class Router {
 
   private reserve(request: Reserve): Promise<Reply> {
     if (this.shardCount === 1) return this.toShard(0, request);
+    // All lines on one shard and nothing coordinated under way for the id: the same
+    // direct path as executeMany, without the cross-shard machinery.
+    if (this.directShard(request) === -2 && !this.inProgress.has(request.reservationId)) {
+      const sink = new PromiseSink();
+      this.reserveOnOneShard(request, sink, 0);
+      return sink.promise;
+    }
     if (!Array.isArray(request.lines) || request.lines.some((line) => typeof line?.sku !== 'string')) {
       return this.toShard(0, request); // let the domain say what is wrong
     }
