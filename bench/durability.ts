@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import pg from 'pg';
 import type { Request } from '../src/actors/types.js';
+import { defaultLimits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { PgWalStore } from '../src/persistence/pg-store.js';
 import { PgliteWalStore } from '../src/persistence/pglite-store.js';
@@ -179,7 +180,13 @@ async function throughput(kind: string, seconds: number, waves: number[], shards
 async function recovery(kind: string, records: number, walEvents: number, shards: number): Promise<void> {
   const opened = await freshStore(kind);
   try {
-    let engine = await Engine.start({ store: opened.store, shards });
+    // No periodic snapshots while loading: the first restart must replay the WAL alone.
+    const noSnapshots = {
+      ...defaultLimits,
+      snapshotEveryEvents: Number.MAX_SAFE_INTEGER,
+      snapshotEveryMs: Number.MAX_SAFE_INTEGER,
+    };
+    let engine = await Engine.start({ store: opened.store, shards, limits: noSnapshots });
     const loadStarted = performance.now();
     await seedStock(engine, records);
     const mix = new Mix(records);
@@ -193,7 +200,7 @@ async function recovery(kind: string, records: number, walEvents: number, shards
     await engine.stop();
     let store = await opened.reopen();
     let started = performance.now();
-    engine = await Engine.start({ store, shards });
+    engine = await Engine.start({ store, shards, limits: noSnapshots });
     const fromWal = (performance.now() - started) / 1000;
     const replayed = engine.recovery.reduce((sum, r) => sum + r.eventsApplied, 0);
     if ((await engine.digest()) !== digest) throw new Error('recovered state differs');
