@@ -1,8 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { reserveBodyHash, reserveBodyHashReference } from '../src/actors/decide.js';
+import { reserveBodyHash } from '../src/actors/decide.js';
 import { fnv1a32, hash53, hash53Pieces, partitionOf } from '../src/actors/hash.js';
-import { sourcingStrategies } from '../src/actors/types.js';
+import { type Reserve, sourcingStrategies } from '../src/actors/types.js';
+
+/** The reserve body hash as first defined, building the text; reserveBodyHash must equal it. */
+function reserveBodyHashReference(cmd: Omit<Reserve, 'type' | 'reservationId' | 'bodyHash'>): number {
+  let text = `${cmd.orderId ?? ''}\u0001${cmd.channel ?? ''}\u0001${cmd.ttlSeconds ?? ''}\u0001${cmd.strategy ?? ''}`;
+  for (const line of cmd.lines) text += `\u0001${line.sku}\u0000${line.qty}\u0000${line.location ?? ''}`;
+  return hash53(text);
+}
 
 // These hashes are persisted (body hashes in WAL events) or decide data placement
 // (partitions): a change of value would corrupt existing databases. Pin them.

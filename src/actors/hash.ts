@@ -4,24 +4,8 @@
  * would move SKUs between partitions of an existing database.
  */
 
-/** cyrb53: a 53-bit string hash (public domain, bryc). Exact in a double. */
-export function hash53(text: string, seed = 0): number {
-  let h1 = 0xdeadbeef ^ seed;
-  let h2 = 0x41c6ce57 ^ seed;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
-  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
-  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
-}
-
 /**
- * hash53 of a text fed in pieces, without building the text: `hash53Pieces.start()`,
+ * cyrb53 fed in pieces, without building the text: `hash53Pieces.start()`, then
  * `.add(piece)` / `.addChar(code)` in order, then `.finish()` equals `hash53(concatenation)`.
  * One module-level accumulator: callers must not interleave two hashes (nothing here is async).
  */
@@ -57,6 +41,13 @@ export const hash53Pieces = {
     return 4294967296 * (2097151 & h2) + (h1 >>> 0);
   },
 };
+
+/** cyrb53: a 53-bit string hash (public domain, bryc). Exact in a double. */
+export function hash53(text: string, seed = 0): number {
+  hash53Pieces.start(seed);
+  hash53Pieces.add(text);
+  return hash53Pieces.finish();
+}
 
 /** FNV-1a 32-bit, for partitioning (cheap and well spread on short keys). */
 export function fnv1a32(text: string): number {
