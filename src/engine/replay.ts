@@ -22,35 +22,28 @@ import { availableOf, type ShardState, type StockRecord } from '../actors/state.
 import type { DomainEvent } from '../actors/types.js';
 import { defaultLimits, type Limits } from '../config.js';
 import { checksumOf, decode, decodeEvents } from '../persistence/codec.js';
+import type { Layout, WalRow, WalStore } from '../persistence/wal.js';
 import {
-  type Layout,
-  type SnapshotRow,
-  type WalRow,
-  type WalStore,
-  walReadPageRows,
-} from '../persistence/wal.js';
-import { ownerFilter } from './recovery.js';
+  firstSeqOf,
+  ownerFilter,
+  type ReplayProgress,
+  type ReplayTarget,
+  rebuildShard,
+  rowsOf,
+  type StreamPosition,
+} from './recovery.js';
 
-export interface ReplayTarget {
-  /** Last seq to apply, for every stream (a number) or per stream (a map; absent streams: all). */
-  readonly toSeq?: number | ReadonlyMap<number, number>;
-  /** Last batch time to apply (ms since the epoch). */
-  readonly toTime?: number;
-}
-
-/** Called after each page of rows, with running totals. */
-export type ReplayProgress = (done: { rows: number; events: number; stream: number; seq: number }) => void;
-
-export interface StreamPosition {
-  readonly stream: number;
-  /** Last applied seq (0: nothing). */
-  readonly seq: number;
-  /** Batch time of the last applied row (0: nothing applied). */
-  readonly at: number;
-  /** Where the rebuild started: a snapshot's seq, or 0 for the start of the stream. */
-  readonly fromSeq: number;
-  readonly fromSnapshot: boolean;
-}
+export {
+  earliestPoint,
+  firstSeqOf,
+  type RebuiltShard,
+  type ReplayProgress,
+  ReplayRangeError,
+  type ReplayTarget,
+  rebuildShard,
+  rowsOf,
+  type StreamPosition,
+} from './recovery.js';
 
 export interface RebuiltState {
   readonly layout: Layout;
@@ -59,15 +52,6 @@ export interface RebuiltState {
   readonly rows: number;
   readonly events: number;
   readonly millis: number;
-}
-
-/** A target that cannot be reached from what the database keeps. Exit code 1 in the CLI. */
-export class ReplayRangeError extends Error {
-  readonly code = 'REPLAY_OUT_OF_RANGE';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ReplayRangeError';
-  }
 }
 
 /** A database with nothing to replay. */
@@ -79,159 +63,10 @@ export class EmptyDatabaseError extends Error {
   }
 }
 
-function targetSeqOf(target: ReplayTarget, stream: number): number {
-  if (target.toSeq === undefined) return Number.POSITIVE_INFINITY;
-  if (typeof target.toSeq === 'number') return target.toSeq;
-  return target.toSeq.get(stream) ?? Number.POSITIVE_INFINITY;
-}
-
-function withinTarget(row: WalRow, target: ReplayTarget): boolean {
-  return (
-    row.seq <= targetSeqOf(target, row.stream) && (target.toTime === undefined || row.at <= target.toTime)
-  );
-}
-
 export async function readLayoutOrFail(store: WalStore): Promise<Layout> {
   const layout = await store.readLayout();
   if (layout === null) throw new EmptyDatabaseError();
   return layout;
-}
-
-/** Every row of a stream after `afterSeq`, page by page, in seq order; checks there is no gap. */
-export async function* rowsOf(store: WalStore, stream: number, afterSeq = 0): AsyncGenerator<WalRow[]> {
-  let seq = afterSeq;
-  for (;;) {
-    const rows = await store.read(stream, seq, walReadPageRows);
-    if (rows.length === 0) return;
-    for (const row of rows) {
-      if (seq > 0 && row.seq !== seq + 1) {
-        throw new ReplayRangeError(`WAL stream ${stream} has a gap: seq ${row.seq} follows ${seq}`);
-      }
-      seq = row.seq;
-    }
-    yield rows;
-  }
-}
-
-/** The seq of the first row a stream still holds (after retention), or null when empty. */
-export async function firstSeqOf(store: WalStore, stream: number): Promise<number | null> {
-  const [first] = await store.read(stream, 0, 1);
-  return first === undefined ? null : first.seq;
-}
-
-/**
- * Chooses where to start a shard's rebuild: the newest snapshot of the current epoch at or
- * before the target, else the start of the stream if the stream is complete (epoch 1, the
- * first row still there).
- */
-async function startingPoint(
-  store: WalStore,
-  layout: Layout,
-  shard: number,
-  target: ReplayTarget,
-): Promise<{ snapshot: SnapshotRow | null; fromSeq: number }> {
-  let targetSeq = targetSeqOf(target, shard);
-  if (target.toTime !== undefined) {
-    // The newest snapshot taken at or before the time bounds the seq too.
-    const byTime = (await store.listSnapshots(shard, layout.epoch)).filter((s) => s.at <= target.toTime!);
-    targetSeq = Math.min(targetSeq, byTime.at(-1)?.seq ?? 0);
-    if (byTime.length === 0) targetSeq = -1;
-  }
-  const snapshot =
-    targetSeq < 0
-      ? null
-      : await store.snapshotAtOrBefore(
-          shard,
-          layout.epoch,
-          Number.isFinite(targetSeq) ? targetSeq : Number.MAX_SAFE_INTEGER,
-        );
-  const first = await firstSeqOf(store, shard);
-  if (snapshot !== null && (first === null || first <= snapshot.seq + 1))
-    return { snapshot, fromSeq: snapshot.seq };
-  const complete = layout.epoch === 1 && (first === null || first === 1);
-  if (complete) return { snapshot: null, fromSeq: 0 };
-  const earliest = await earliestPoint(store, layout, shard);
-  throw new ReplayRangeError(
-    `shard ${shard}: the target is before the earliest point this database can rebuild, ${earliest.description}`,
-  );
-}
-
-/** The earliest state of a shard this database can rebuild (retention and resharding move it). */
-export async function earliestPoint(
-  store: WalStore,
-  layout: Layout,
-  shard: number,
-): Promise<{ seq: number; at: number | null; description: string }> {
-  const first = await firstSeqOf(store, shard);
-  if (layout.epoch === 1 && (first === null || first === 1))
-    return { seq: 0, at: null, description: 'the start of the log' };
-  for (const info of await store.listSnapshots(shard, layout.epoch)) {
-    if (first === null || first <= info.seq + 1) {
-      return {
-        seq: info.seq,
-        at: info.at,
-        description: `seq ${info.seq} (${new Date(info.at).toISOString()}), a snapshot`,
-      };
-    }
-  }
-  return {
-    seq: Number.NaN,
-    at: null,
-    description: 'none: no usable snapshot and the start of the log was removed',
-  };
-}
-
-/** One shard rebuilt as of a target: its core, and where its stream stopped. */
-export interface RebuiltShard {
-  readonly core: ShardCore;
-  readonly position: StreamPosition;
-  readonly rows: number;
-  readonly events: number;
-}
-
-/**
- * Rebuilds one shard of `layout` as of `target`: snapshot (when usable) + rows after it.
- * The position is the last row *applied*, so rows appended meanwhile (a live writer) are
- * simply not included: the result is the exact state at `position.seq`.
- */
-export async function rebuildShard(
-  store: WalStore,
-  layout: Layout,
-  shard: number,
-  options: ReplayTarget & { readonly limits?: Limits; readonly onProgress?: ReplayProgress } = {},
-): Promise<RebuiltShard> {
-  const limits = { ...(options.limits ?? defaultLimits), partitionCount: layout.partitionCount };
-  const core = new ShardCore(limits, ownerFilter(shard, layout.partitionCount, layout.shardCount));
-  const { snapshot, fromSeq } = await startingPoint(store, layout, shard, options);
-  let at = 0;
-  if (snapshot !== null) {
-    if (checksumOf(snapshot.payload) !== snapshot.checksum) {
-      throw new ReplayRangeError(`snapshot of shard ${shard} at seq ${snapshot.seq} fails its checksum`);
-    }
-    mergeImage(core.state, decode<StateImage>(snapshot.payload));
-    at = snapshot.at;
-  }
-  let seq = fromSeq;
-  let rows = 0;
-  let events = 0;
-  pages: for await (const page of rowsOf(store, shard, fromSeq)) {
-    for (const row of page) {
-      if (!withinTarget(row, options)) break pages;
-      const decoded = decodeEvents(row.payload);
-      core.apply(decoded);
-      seq = row.seq;
-      at = row.at;
-      rows++;
-      events += decoded.length;
-    }
-    options.onProgress?.({ rows, events, stream: shard, seq });
-  }
-  return {
-    core,
-    position: { stream: shard, seq, at, fromSeq, fromSnapshot: snapshot !== null },
-    rows,
-    events,
-  };
 }
 
 /** Rebuilds every shard of the stored layout as of `target` (default: everything). */
