@@ -22,12 +22,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import pg from 'pg';
-import type { Request } from '../src/actors/types.js';
 import { defaultLimits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { PgWalStore } from '../src/persistence/pg-store.js';
 import { PgliteWalStore } from '../src/persistence/pglite-store.js';
 import type { WalStore } from '../src/persistence/wal.js';
+import { closedLoop, openLoop, seedStock, type ThroughputOptions, Workload } from './engine-throughput.js';
 import { describeMachine, envNumber } from './machine.js';
 
 const databaseUrl = process.env.STOCKD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -78,41 +78,6 @@ async function freshStore(kind: string): Promise<OpenedStore> {
   };
 }
 
-/** Reserve, commit, release in turn on many SKUs (ids unique), as the engine benchmark. */
-class Mix {
-  private next = 0;
-  private readonly held: string[] = [];
-  constructor(private readonly skus: number) {}
-  wave(size: number): Request[] {
-    const out: Request[] = [];
-    for (let i = 0; i < size; i++) {
-      const roll = i % 4;
-      if (roll >= 2 && this.held.length > 0) {
-        const reservationId = this.held.shift()!;
-        out.push(roll === 2 ? { type: 'commit', reservationId } : { type: 'release', reservationId });
-        continue;
-      }
-      const id = `r${this.next++}`;
-      this.held.push(id);
-      out.push({
-        type: 'reserve',
-        reservationId: id,
-        lines: [{ sku: `S${this.next % this.skus}`, qty: 1, location: 'dc-1' }],
-      });
-    }
-    return out;
-  }
-}
-
-async function seedStock(engine: Engine, skus: number): Promise<void> {
-  for (let i = 0; i < skus; i += 10_000) {
-    const wave: Request[] = [];
-    for (let j = i; j < Math.min(skus, i + 10_000); j++)
-      wave.push({ type: 'set', sku: `S${j}`, location: 'dc-1', onHand: 1_000_000_000 });
-    for (const reply of await engine.executeMany(wave)) if (!reply.ok) throw new Error(`seed: ${reply.code}`);
-  }
-}
-
 function ms(histogram: hdr.Histogram, percentile: number): string {
   return (histogram.getValueAtPercentile(percentile) / 1000).toFixed(2);
 }
@@ -122,48 +87,23 @@ async function throughput(kind: string, seconds: number, waves: number[], shards
     const opened = await freshStore(kind);
     const engine = await Engine.start({ store: opened.store, shards });
     try {
-      await seedStock(engine, 10_000);
-      const mix = new Mix(10_000);
-      const lanes = 4;
-      const run = async (secs: number): Promise<number> => {
-        let done = 0;
-        const deadline = performance.now() + secs * 1000;
-        const started = performance.now();
-        await Promise.all(
-          Array.from({ length: lanes }, async () => {
-            while (performance.now() < deadline) {
-              const replies = await engine.executeMany(mix.wave(waveSize));
-              done += replies.length;
-            }
-          }),
-        );
-        return done / ((performance.now() - started) / 1000);
+      // The engine benchmark's workload and loops, on a durable store.
+      const options: ThroughputOptions = {
+        shards,
+        skus: 10_000,
+        hotSku: false,
+        seconds,
+        waveSize,
+        latencyWaveSize: waveSize,
+        wavesInFlight: 4,
+        loadFraction: 0.5,
       };
-      await run(Math.min(1, seconds / 3));
-      const rate = await run(seconds);
-      // Open loop at half the rate: waves leave on schedule whatever the replies do.
-      const histogram = hdr.build({
-        lowestDiscernibleValue: 1,
-        highestTrackableValue: 60_000_000,
-        numberOfSignificantValueDigits: 3,
-      });
-      const target = rate / 2;
-      const interval = (waveSize / target) * 1000;
-      const count = Math.max(10, Math.floor((seconds * 1000) / interval));
-      const start = performance.now();
-      const pending: Promise<void>[] = [];
-      for (let w = 0; w < count; w++) {
-        const scheduled = start + w * interval;
-        while (performance.now() < scheduled) {
-          await new Promise((r) => (scheduled - performance.now() > 2 ? setTimeout(r, 1) : setImmediate(r)));
-        }
-        pending.push(
-          engine.executeMany(mix.wave(waveSize)).then(() => {
-            histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduled) * 1000)));
-          }),
-        );
-      }
-      await Promise.all(pending);
+      await seedStock(engine, options);
+      const workload = new Workload(options);
+      await closedLoop(engine, workload, options, Math.min(1, seconds / 3));
+      const { rate } = await closedLoop(engine, workload, options, seconds);
+      const target = rate * options.loadFraction;
+      const histogram = await openLoop(engine, workload, options, target, seconds);
       console.log(
         `throughput ${kind.padEnd(8)} shards=${shards} wave=${String(waveSize).padStart(5)}  ` +
           `${Math.round(rate).toLocaleString('en-US').padStart(9)} durable commands/s   ` +
@@ -188,11 +128,11 @@ async function recovery(kind: string, records: number, walEvents: number, shards
     };
     let engine = await Engine.start({ store: opened.store, shards, limits: noSnapshots });
     const loadStarted = performance.now();
-    await seedStock(engine, records);
-    const mix = new Mix(records);
+    await seedStock(engine, { hotSku: false, skus: records });
+    const workload = new Workload({ hotSku: false, skus: records });
     let events = records;
     while (events < walEvents) {
-      const replies = await engine.executeMany(mix.wave(4_000));
+      const replies = await engine.executeMany(workload.wave(4_000));
       events += replies.length;
     }
     const loadSeconds = (performance.now() - loadStarted) / 1000;
@@ -226,7 +166,7 @@ async function stall(kind: string, records: number): Promise<void> {
   const opened = await freshStore(kind);
   const engine = await Engine.start({ store: opened.store, shards: 1 });
   try {
-    await seedStock(engine, records);
+    await seedStock(engine, { hotSku: false, skus: records });
     const probe = async (during: Promise<unknown>): Promise<hdr.Histogram> => {
       const histogram = hdr.build({
         lowestDiscernibleValue: 1,
@@ -242,8 +182,8 @@ async function stall(kind: string, records: number): Promise<void> {
         const sent = performance.now();
         await engine.execute({
           type: 'adjust',
-          sku: `S${i % records}`,
-          location: 'dc-1',
+          sku: `SKU-${i % records}`,
+          location: 'WH1',
           delta: 1,
           reason: 'probe',
           key: `probe-${i++}-${sent}`,

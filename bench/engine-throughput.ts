@@ -49,11 +49,11 @@ export interface ThroughputResult {
 }
 
 /** Builds waves of mixed commands; remembers held ids so commits and releases hit real reservations. */
-class Workload {
+export class Workload {
   private nextId = 0;
   private readonly held: string[] = [];
   private heldHead = 0;
-  constructor(private readonly options: ThroughputOptions) {}
+  constructor(private readonly options: Pick<ThroughputOptions, 'hotSku' | 'skus'>) {}
 
   wave(size: number): Request[] {
     const wave: Request[] = new Array(size);
@@ -83,19 +83,26 @@ class Workload {
   }
 }
 
+/** Stock for every SKU the workload uses, large enough that reservations never run out. */
+export async function seedStock(
+  engine: Engine,
+  options: Pick<ThroughputOptions, 'hotSku' | 'skus'>,
+): Promise<void> {
+  const skus = options.hotSku ? ['HOT'] : Array.from({ length: options.skus }, (_, i) => `SKU-${i}`);
+  for (let i = 0; i < skus.length; i += 10_000) {
+    const replies = await engine.executeMany(
+      skus.slice(i, i + 10_000).map((sku) => ({ type: 'set', sku, location: 'WH1', onHand: 1_000_000_000 })),
+    );
+    for (const reply of replies)
+      if (!reply.ok) throw new Error(`seeding stock: ${reply.code} ${reply.detail}`);
+  }
+}
+
 export async function runThroughput(options: ThroughputOptions): Promise<ThroughputResult> {
   const store = new MemoryWalStore();
   const engine = await Engine.start({ store, shards: options.shards });
   try {
-    // Stock large enough that reservations never run out during the run.
-    const skus = options.hotSku ? ['HOT'] : Array.from({ length: options.skus }, (_, i) => `SKU-${i}`);
-    for (let i = 0; i < skus.length; i += 10_000) {
-      await engine.executeMany(
-        skus
-          .slice(i, i + 10_000)
-          .map((sku) => ({ type: 'set', sku, location: 'WH1', onHand: 1_000_000_000 })),
-      );
-    }
+    await seedStock(engine, options);
     const workload = new Workload(options);
     // Warm-up: let V8 optimise the hot paths before measuring.
     await closedLoop(engine, workload, options, Math.min(1, options.seconds / 4));
@@ -128,7 +135,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
   }
 }
 
-async function closedLoop(
+export async function closedLoop(
   engine: Engine,
   workload: Workload,
   options: ThroughputOptions,
@@ -150,7 +157,7 @@ async function closedLoop(
   return { rate: commands / elapsed, commands, rejected };
 }
 
-async function openLoop(
+export async function openLoop(
   engine: Engine,
   workload: Workload,
   options: ThroughputOptions,
