@@ -13,7 +13,8 @@
  *
  * Parameters (environment): BENCH_ONLY (throughput,recovery,stall), BENCH_STORES
  * (postgres,pglite), BENCH_SECONDS (3), BENCH_WAVES (100,1000,4000), BENCH_RECORDS
- * (1000000), BENCH_WAL_EVENTS (5000000), BENCH_SHARDS (1), STOCKD_BENCH_DATABASE_URL.
+ * (1000000), BENCH_WAL_EVENTS (5000000), BENCH_SHARDS (1), BENCH_YOUNG_MB (recovery: the shard
+ * workers' young generation, default limits.workerYoungGenerationMb), STOCKD_BENCH_DATABASE_URL.
  *
  *   npm run build && node --expose-gc dist/bench/durability.js
  */
@@ -22,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import pg from 'pg';
-import { defaultLimits } from '../src/config.js';
+import { defaultLimits, type Limits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { PgWalStore } from '../src/persistence/pg-store.js';
 import { PgliteWalStore } from '../src/persistence/pglite-store.js';
@@ -117,12 +118,18 @@ async function throughput(kind: string, seconds: number, waves: number[], shards
   }
 }
 
+/** BENCH_YOUNG_MB overrides the shard workers' young generation (limits.workerYoungGenerationMb). */
+function withYoungGeneration(limits: Limits): Limits {
+  const mb = process.env.BENCH_YOUNG_MB;
+  return mb === undefined ? limits : { ...limits, workerYoungGenerationMb: Number(mb) };
+}
+
 async function recovery(kind: string, records: number, walEvents: number, shards: number): Promise<void> {
   const opened = await freshStore(kind);
   try {
     // No periodic snapshots while loading: the first restart must replay the WAL alone.
     const noSnapshots = {
-      ...defaultLimits,
+      ...withYoungGeneration(defaultLimits),
       snapshotEveryEvents: Number.MAX_SAFE_INTEGER,
       snapshotEveryMs: Number.MAX_SAFE_INTEGER,
     };
@@ -148,7 +155,7 @@ async function recovery(kind: string, records: number, walEvents: number, shards
     await engine.stop();
     store = await opened.reopen();
     started = performance.now();
-    engine = await Engine.start({ store, shards });
+    engine = await Engine.start({ store, shards, limits: withYoungGeneration(defaultLimits) });
     const fromSnapshot = (performance.now() - started) / 1000;
     if ((await engine.digest()) !== digest) throw new Error('state recovered from the snapshot differs');
     await engine.stop();

@@ -13,11 +13,16 @@
  * concurrent client requests) than the saturation phase (BENCH_WAVE, default 2,000), because a
  * wave's round trip grows with its size.
  *
+ * BENCH_RATES (e.g. 5000,20000,50000) adds open-loop runs at those fixed rates, to see where
+ * the tail bends below saturation; BENCH_YOUNG_MB overrides the shard workers' young
+ * generation (limits.workerYoungGenerationMb) to compare GC settings.
+ *
  * Parameters (environment): BENCH_SECONDS, BENCH_SKUS, BENCH_WAVE, BENCH_LATENCY_WAVE,
- * BENCH_INFLIGHT, BENCH_SHARDS.
+ * BENCH_INFLIGHT, BENCH_SHARDS, BENCH_RATES, BENCH_YOUNG_MB.
  */
 import * as hdr from 'hdr-histogram-js';
 import type { Request } from '../src/actors/types.js';
+import { defaultLimits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
 import { describeMachine, envNumber } from './machine.js';
@@ -33,6 +38,18 @@ export interface ThroughputOptions {
   readonly latencyWaveSize: number;
   readonly wavesInFlight: number;
   readonly loadFraction: number;
+  /** Extra open-loop runs at these fixed rates (commands/s). */
+  readonly rates?: readonly number[];
+  /** Overrides limits.workerYoungGenerationMb. */
+  readonly youngGenerationMb?: number;
+}
+
+export interface RoundTrip {
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
 }
 
 export interface ThroughputResult {
@@ -43,7 +60,9 @@ export interface ThroughputResult {
   readonly rejected: number;
   readonly latencyRate: number;
   readonly latencyWaveSize: number;
-  readonly roundTripMs: { p50: number; p90: number; p99: number; p999: number; max: number };
+  readonly roundTripMs: RoundTrip;
+  /** Open-loop round trips at the fixed rates asked for (ThroughputOptions.rates). */
+  readonly atRates: ReadonlyArray<{ readonly rate: number; readonly roundTripMs: RoundTrip }>;
   readonly walRows: number;
   readonly eventsPerRow: number;
 }
@@ -100,7 +119,11 @@ export async function seedStock(
 
 export async function runThroughput(options: ThroughputOptions): Promise<ThroughputResult> {
   const store = new MemoryWalStore();
-  const engine = await Engine.start({ store, shards: options.shards });
+  const limits =
+    options.youngGenerationMb === undefined
+      ? defaultLimits
+      : { ...defaultLimits, workerYoungGenerationMb: options.youngGenerationMb };
+  const engine = await Engine.start({ store, shards: options.shards, limits });
   try {
     await seedStock(engine, options);
     const workload = new Workload(options);
@@ -109,6 +132,12 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
     const saturation = await closedLoop(engine, workload, options, options.seconds);
     const latencyRate = saturation.rate * options.loadFraction;
     const histogram = await openLoop(engine, workload, options, latencyRate, options.seconds);
+    const atRates = [];
+    for (const rate of options.rates ?? []) {
+      const fixed = await openLoop(engine, workload, options, rate, options.seconds);
+      atRates.push({ rate, roundTripMs: roundTripOf(fixed) });
+      fixed.destroy();
+    }
     const totals = store.totals();
     const result: ThroughputResult = {
       scenario: options.hotSku ? 'hot-sku' : 'uniform',
@@ -118,13 +147,8 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
       rejected: saturation.rejected,
       latencyRate: Math.round(latencyRate),
       latencyWaveSize: options.latencyWaveSize,
-      roundTripMs: {
-        p50: histogram.getValueAtPercentile(50) / 1000,
-        p90: histogram.getValueAtPercentile(90) / 1000,
-        p99: histogram.getValueAtPercentile(99) / 1000,
-        p999: histogram.getValueAtPercentile(99.9) / 1000,
-        max: histogram.maxValue / 1000,
-      },
+      roundTripMs: roundTripOf(histogram),
+      atRates,
       walRows: totals.rows,
       eventsPerRow: Math.round(totals.events / Math.max(1, totals.rows)),
     };
@@ -133,6 +157,16 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
   } finally {
     await engine.stop();
   }
+}
+
+function roundTripOf(histogram: hdr.Histogram): RoundTrip {
+  return {
+    p50: histogram.getValueAtPercentile(50) / 1000,
+    p90: histogram.getValueAtPercentile(90) / 1000,
+    p99: histogram.getValueAtPercentile(99) / 1000,
+    p999: histogram.getValueAtPercentile(99.9) / 1000,
+    max: histogram.maxValue / 1000,
+  };
 }
 
 export async function closedLoop(
@@ -193,13 +227,20 @@ export async function openLoop(
   return histogram;
 }
 
+const formatRoundTrip = (l: RoundTrip): string =>
+  `p50 ${l.p50.toFixed(2)} ms p90 ${l.p90.toFixed(2)} p99 ${l.p99.toFixed(2)} p999 ${l.p999.toFixed(2)} max ${l.max.toFixed(2)} ms`;
+
 export function formatThroughput(result: ThroughputResult): string {
   const l = result.roundTripMs;
+  const fixed = result.atRates.map(
+    ({ rate, roundTripMs }) => `\n    at ${rate.toLocaleString('en-US')}/s: ${formatRoundTrip(roundTripMs)}`,
+  );
   return (
     `${result.scenario.padEnd(8)} shards=${result.shards}  ${result.commandsPerSecond.toLocaleString('en-US')} commands/s` +
     `  (rejected ${result.rejected}, ${result.eventsPerRow} events/WAL row)` +
     `  round trip of ${result.latencyWaveSize}-command waves at ${result.latencyRate.toLocaleString('en-US')}/s: p50 ${l.p50.toFixed(2)} ms` +
-    ` p90 ${l.p90.toFixed(2)} p99 ${l.p99.toFixed(2)} p999 ${l.p999.toFixed(2)} max ${l.max.toFixed(2)} ms`
+    ` p90 ${l.p90.toFixed(2)} p99 ${l.p99.toFixed(2)} p999 ${l.p999.toFixed(2)} max ${l.max.toFixed(2)} ms` +
+    fixed.join('')
   );
 }
 
@@ -212,6 +253,8 @@ export async function main(): Promise<void> {
     latencyWaveSize: envNumber('BENCH_LATENCY_WAVE', 100),
     wavesInFlight: envNumber('BENCH_INFLIGHT', 4),
     loadFraction: 0.5,
+    rates: (process.env.BENCH_RATES ?? '').split(',').filter(Boolean).map(Number),
+    youngGenerationMb: process.env.BENCH_YOUNG_MB === undefined ? undefined : envNumber('BENCH_YOUNG_MB', 4),
   };
   const shardCounts = [1, envNumber('BENCH_SHARDS', 2)];
   console.log(`engine throughput (in-memory WAL, real worker threads) — ${describeMachine()}`);

@@ -54,6 +54,16 @@ export interface Limits {
    * than it exists (that snapshot becomes the earliest point the replay tool can rebuild).
    */
   readonly walRetentionMs: number;
+  /**
+   * Young generation (MB) of a shard worker's heap: a trade between tail latency and
+   * recovery speed. Nearly everything a shard keeps (records, reservations) outlives a
+   * scavenge, so a large young generation means long scavenge pauses in steady state (V8's
+   * default, about 48 MB, gave p99 round trips of 11-32 ms at 20k commands/s where 4 MB
+   * gave ~5 ms), while a small one makes recovery, which allocates garbage as fast as it
+   * can decode, scavenge constantly (5M events: 18 s at 4 MB, 12-13 s at 16 MB, 12 s at
+   * 32 MB). Measured with BENCH_YOUNG_MB (bench/README.md, "GC and the shard heap").
+   */
+  readonly workerYoungGenerationMb: number;
 }
 
 export const defaultLimits: Limits = Object.freeze({
@@ -80,6 +90,7 @@ export const defaultLimits: Limits = Object.freeze({
   snapshotEveryMs: 10 * 60_000,
   snapshotCheckMs: 1_000,
   walRetentionMs: 7 * 24 * 3600 * 1000,
+  workerYoungGenerationMb: 16,
 });
 
 /** Throws (a programmer/operator error, not a business outcome) when limits contradict each other. */

@@ -18,8 +18,12 @@ describe('benchmark smoke', () => {
       latencyWaveSize: 20,
       wavesInFlight: 2,
       loadFraction: 0.5,
+      rates: [500],
+      youngGenerationMb: 8,
     });
     expect(result.commands).toBeGreaterThan(0);
+    expect(result.atRates.map((r) => r.rate)).toEqual([500]);
+    expect(result.atRates[0]!.roundTripMs.max).toBeGreaterThan(0);
     expect(result.commandsPerSecond).toBeGreaterThan(0);
     expect(result.rejected).toBe(0);
     expect(result.roundTripMs.p99).toBeGreaterThanOrEqual(result.roundTripMs.p50);

@@ -649,11 +649,11 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
   const changes: CommittedLine[] = [];
   // Track onHand as it falls, in case two lines ever share a record.
   // (Only a reservation with several lines can need it: the common single line skips the map.)
-  const onHandLeft = reservation.lines.length > 1 ? new Map<string, number>() : null;
+  const onHandLeft = reservation.lines.length > 1 ? new Map<StockRecord, number>() : null;
   const ship = (index: number, qty: number): void => {
     const line = reservation.lines[index]!;
     if (onHandLeft === null) {
-      const onHandDecrease = Math.min(qty, state.record(line.sku, line.location)!.onHand);
+      const onHandDecrease = Math.min(qty, line.record.onHand);
       changes.push({
         sku: line.sku,
         location: line.location,
@@ -663,10 +663,9 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
       });
       return;
     }
-    const key = `${line.sku}\u0000${line.location}`;
-    const onHand = onHandLeft.get(key) ?? state.record(line.sku, line.location)!.onHand;
+    const onHand = onHandLeft.get(line.record) ?? line.record.onHand;
     const onHandDecrease = Math.min(qty, onHand);
-    onHandLeft.set(key, onHand - onHandDecrease);
+    onHandLeft.set(line.record, onHand - onHandDecrease);
     changes.push({ sku: line.sku, location: line.location, qty, released: line.held - qty, onHandDecrease });
   };
 

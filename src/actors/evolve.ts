@@ -59,7 +59,15 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
         const record = state.recordOrCreate(line.sku, line.location);
         record.reserved += line.qty;
         record.version++;
-        lines.push({ sku: line.sku, location: line.location, qty: line.qty, held: line.qty, committed: 0 });
+        // The record's strings, not the event's: see StockRecord.sku.
+        lines.push({
+          sku: record.sku,
+          location: record.location,
+          record,
+          qty: line.qty,
+          held: line.qty,
+          committed: 0,
+        });
       }
       if (lines.length === 0) break;
       const existing = state.reservations.get(event.reservationId);
@@ -102,7 +110,7 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
           change.qty + change.released === line.held,
           () => `commit of ${event.reservationId} line ${change.sku} does not settle it`,
         );
-        const record = state.record(line.sku, line.location)!;
+        const record = line.record;
         record.reserved -= line.held;
         record.onHand -= change.onHandDecrease;
         record.version++;
@@ -122,7 +130,7 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
     case 'ReservationAborted': {
       const reservation = state.reservations.get(event.reservationId);
       if (reservation === undefined) break;
-      releaseHeld(state, reservation);
+      releaseHeld(reservation);
       const machineEvent =
         event.type === 'ReservationReleased'
           ? 'RELEASE'
@@ -153,10 +161,10 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
   return state;
 }
 
-function releaseHeld(state: ShardState, reservation: Reservation): void {
+function releaseHeld(reservation: Reservation): void {
   for (const line of reservation.lines) {
     if (line.held === 0) continue;
-    const record = state.record(line.sku, line.location)!;
+    const record = line.record;
     record.reserved -= line.held;
     record.version++;
     line.held = 0;

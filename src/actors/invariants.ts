@@ -26,6 +26,11 @@ export function invariantViolations(state: ShardState): string[] {
         problems.push(`reservation ${reservation.id} holds ${line.sku}@${line.location} which has no record`);
         continue;
       }
+      if (line.record !== record) {
+        problems.push(
+          `reservation ${reservation.id} line ${line.sku}@${line.location} points at another record`,
+        );
+      }
       heldByRecord.set(record, (heldByRecord.get(record) ?? 0) + line.held);
     }
   }

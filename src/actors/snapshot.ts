@@ -92,9 +92,13 @@ export function mergeImage(state: ShardState, image: StateImage): void {
     for (let i = 8; i < row.length; i += 5) {
       const sku = row[i] as string;
       if (!owns(sku)) continue;
+      const location = row[i + 1] as string;
+      // The line's record is always in the image (records are never removed).
+      const record = state.recordOrCreate(sku, location);
       lines.push({
-        sku,
-        location: row[i + 1] as string,
+        sku: record.sku,
+        location: record.location,
+        record,
         qty: row[i + 2] as number,
         held: row[i + 3] as number,
         committed: row[i + 4] as number,

@@ -21,7 +21,15 @@ export class StockRecord {
   /** Last source timestamp seen (ms), 0 = none. */
   sourceTs = 0;
   next: StockRecord | null = null;
-  constructor(readonly location: string) {}
+  /**
+   * `sku` is the SKU's own key string, shared by its records and by every reservation line
+   * that refers to them, so a held reservation keeps no copy of the strings its command
+   * arrived with (fewer live objects: less memory, shorter GC).
+   */
+  constructor(
+    readonly sku: string,
+    readonly location: string,
+  ) {}
 }
 
 export function availableOf(record: StockRecord): number {
@@ -43,8 +51,11 @@ export function viewOf(sku: string, record: StockRecord): StockView {
 }
 
 export interface ReservationLine {
+  /** The record's own strings (`record.sku`, `record.location`). */
   readonly sku: string;
   readonly location: string;
+  /** The record the line holds units of: commit, release and expiry need no lookup. */
+  readonly record: StockRecord;
   readonly qty: number;
   /** Units still held (counted in the record's `reserved`). */
   held: number;
@@ -212,7 +223,7 @@ export class ShardState {
   recordOrCreate(sku: string, location: string): StockRecord {
     let r = this.stock.get(sku);
     if (r === undefined) {
-      const created = new StockRecord(location);
+      const created = new StockRecord(sku, location);
       this.stock.set(sku, created);
       this.recordCount++;
       return created;
@@ -222,7 +233,7 @@ export class ShardState {
       if (r.next === null) break;
       r = r.next;
     }
-    const created = new StockRecord(location);
+    const created = new StockRecord(r.sku, location);
     r.next = created;
     this.recordCount++;
     return created;

@@ -134,19 +134,31 @@ function withinTarget(row: WalRow, target: ReplayTarget): boolean {
   );
 }
 
-/** Every row of a stream after `afterSeq`, page by page, in seq order; checks there is no gap. */
+/**
+ * Every row of a stream after `afterSeq`, page by page, in seq order; checks there is no gap.
+ * The next page is already being read while the caller applies this one, so the database's
+ * work overlaps the replay's (at most two pages in memory).
+ */
 export async function* rowsOf(store: WalStore, stream: number, afterSeq = 0): AsyncGenerator<WalRow[]> {
   let seq = afterSeq;
-  for (;;) {
-    const rows = await store.read(stream, seq, walReadPageRows);
-    if (rows.length === 0) return;
-    for (const row of rows) {
-      if (seq > 0 && row.seq !== seq + 1) {
-        throw new ReplayRangeError(`WAL stream ${stream} has a gap: seq ${row.seq} follows ${seq}`);
+  let next: Promise<WalRow[]> | null = store.read(stream, seq, walReadPageRows);
+  try {
+    while (next !== null) {
+      const rows = await next;
+      next = null;
+      if (rows.length === 0) return;
+      for (const row of rows) {
+        if (seq > 0 && row.seq !== seq + 1) {
+          throw new ReplayRangeError(`WAL stream ${stream} has a gap: seq ${row.seq} follows ${seq}`);
+        }
+        seq = row.seq;
       }
-      seq = row.seq;
+      next = store.read(stream, seq, walReadPageRows);
+      yield rows;
     }
-    yield rows;
+  } finally {
+    // The caller stopped early (a target reached, an error): the read ahead is not wanted.
+    next?.catch(() => undefined);
   }
 }
 

@@ -88,6 +88,7 @@ export class ShardHandle {
       workerData: init,
       transferList: [...storeLink.transfer, data.port2],
       name: `stockd-shard-${this.shard}`,
+      resourceLimits: { maxYoungGenerationSizeMb: this.limits.workerYoungGenerationMb },
     });
     this.control = Comlink.wrap<ShardControl>(nodeEndpoint(this.worker));
     this.dataPort.on('message', (message: ReplyMessage) => this.onReply(message));
