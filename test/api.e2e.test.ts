@@ -15,7 +15,7 @@ import { Packr } from 'msgpackr';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type RunningServer, serve } from '../src/cli/serve.js';
-import { dropSchema, findPostgres, testDatabaseUrl, testSchemaName } from './support/services.js';
+import { adminQuery, dropSchema, findPostgres, testDatabaseUrl, testSchemaName } from './support/services.js';
 
 const cli = fileURLToPath(new URL('../dist/src/cli/stockd.js', import.meta.url));
 const wire = new Packr({ useRecords: false });
@@ -229,6 +229,43 @@ describe.runIf(postgres.available)('the API on PostgreSQL over a socket', () => 
     expect(answered.status).toBe(200);
     await stopped;
     await expect(request(`${base}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe.runIf(postgres.available)('a stale writer on PostgreSQL', () => {
+  it('once another process has taken over, refuses writes with 503, is not ready, and reports it must stop', async () => {
+    const schema = testSchemaName();
+    cleanups.push(() => dropSchema(schema));
+    const server = await serve({
+      port: 0,
+      host: '127.0.0.1',
+      shards: 1,
+      databaseUrl: testDatabaseUrl,
+      databaseSchema: schema,
+      logLevel: 'silent',
+    });
+    cleanups.push(() => server.stop());
+    await server.ready;
+    let fatal: Error | null = null;
+    void server.fatal.then((reason) => {
+      fatal = reason;
+    });
+    expect((await call(server.url, 'PUT', '/v1/stock/fence-a/WH1', { onHand: 7 })).status).toBe(200);
+    // Another process claims the database behind this one's back, as a successor does after
+    // this writer's lock session died while the process kept running.
+    await adminQuery(`UPDATE "${schema}".stockd_writer SET epoch = epoch + 1, pid = 1, host = 'elsewhere'`);
+    const refused = await call(server.url, 'PUT', '/v1/stock/fence-a/WH1', { onHand: 9 });
+    expect(refused.status).toBe(503);
+    expect(refused.json).toMatchObject({ code: 'UNAVAILABLE' });
+    for (let i = 0; i < 100 && fatal === null; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(String(fatal)).toContain('fenced');
+    const ready = await call(server.url, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.json).toMatchObject({ detail: expect.stringContaining('fenced') });
+    // Nothing of the refused write is in the log: the successor sees onHand 7.
+    const rows = await adminQuery<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".stockd_wal`);
+    expect(Number(rows[0]!.n)).toBe(1);
+    await server.stop();
   });
 });
 

@@ -555,6 +555,46 @@ describe('a WAL append failure', () => {
 
 /* ------------------------------------------------------------------- regressions */
 
+describe('a fenced shard (another process became the writer)', () => {
+  it('answers UNAVAILABLE for good, says so once, and never retries', async () => {
+    const store = new MemoryWalStore();
+    const fenced: Array<[number, string]> = [];
+    const engine = await Engine.start({
+      store,
+      shards: 2,
+      clock: new ManualClock(),
+      onShardFenced: (shard, detail) => fenced.push([shard, detail]),
+    });
+    engines.push(engine);
+    const [[left], [right]] = skusByShard(engine, 1) as [[string], [string]];
+    await ok(engine, { type: 'set', sku: left, location: 'dc-1', onHand: 5 });
+    await ok(engine, { type: 'set', sku: right, location: 'dc-1', onHand: 5 });
+    store.fence('pid 4242 on host elsewhere');
+    // Given: a write on each shard meets the fence.
+    const first = await engine.execute({ type: 'set', sku: left, location: 'dc-1', onHand: 9 });
+    expect(first).toMatchObject({ ok: false, code: 'UNAVAILABLE' });
+    const leftShard = engine.shardOfSku(left);
+    await waitFor('the shard to report it is fenced', async () => fenced.length === 1);
+    expect(fenced[0]).toEqual([leftShard, expect.stringContaining('pid 4242 on host elsewhere')]);
+    expect(engine.shards[leftShard]!.phase).toBe('fenced');
+    // Then: it refuses at once, with the reason, reads included (its state may be stale).
+    const again = await engine.execute({ type: 'stock', sku: left });
+    expect(again).toMatchObject({ ok: false, code: 'UNAVAILABLE', detail: expect.stringContaining('fenced') });
+    expect((await engine.stats())[leftShard]).toMatchObject({ lifecycle: 'fenced', appendFailures: 1 });
+    // No retry loop: a degraded shard would have re-read its WAL and be ready again by now.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect((await engine.stats())[leftShard]).toMatchObject({ lifecycle: 'fenced', appendFailures: 1 });
+    // The other shard learns it at its own next append; the value written before stands.
+    expect(await engine.execute({ type: 'set', sku: right, location: 'dc-1', onHand: 9 })).toMatchObject({
+      ok: false,
+      code: 'UNAVAILABLE',
+    });
+    await waitFor('both shards to be fenced', async () => fenced.length === 2);
+    expect(store.totals().events).toBe(2);
+    await engine.stop();
+  });
+});
+
 describe('regressions', () => {
   it('whenReady() waits until a shard degraded by a WAL append failure serves again', async () => {
     // ShardHandle.phase stays 'ready' while the worker's lifecycle is 'degraded', so

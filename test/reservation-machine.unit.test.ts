@@ -71,4 +71,24 @@ describe('shard lifecycle', () => {
     actor.send({ type: 'STOPPED' });
     expect(actor.getSnapshot().status).toBe('done');
   });
+
+  it('a fenced shard stays fenced until it stops: no retry, no recovery', () => {
+    for (const before of ['recovering', 'ready', 'degraded'] as const) {
+      const actor = createActor(shardLifecycleMachine).start();
+      if (before !== 'recovering') actor.send({ type: 'RECOVERED' });
+      if (before === 'degraded') actor.send({ type: 'WAL_FAILED', error: 'connection lost' });
+      expect(actor.getSnapshot().value).toBe(before);
+      actor.send({ type: 'FENCED', error: 'writer epoch 3 > 2' });
+      expect(actor.getSnapshot().value).toBe('fenced');
+      expect(actor.getSnapshot().context.lastError).toBe('writer epoch 3 > 2');
+      for (const type of ['RETRY', 'RECOVERED'] as const) {
+        actor.send({ type });
+        expect(actor.getSnapshot().value).toBe('fenced');
+      }
+      actor.send({ type: 'WAL_FAILED', error: 'later failure' });
+      expect(actor.getSnapshot().value).toBe('fenced');
+      actor.send({ type: 'STOP' });
+      expect(actor.getSnapshot().value).toBe('stopping');
+    }
+  });
 });

@@ -149,8 +149,17 @@ function targetServerPath(): string {
   return fileURLToPath(url);
 }
 
+/**
+ * Node flags for the target servers only (BENCH_SERVER_NODE_ARGS, space-separated), e.g.
+ * `--cpu-prof --cpu-prof-dir=profiles` to profile the server side of a run; NODE_OPTIONS
+ * refuses those flags and would reach the load generator too.
+ */
+function serverNodeArgs(): string[] {
+  return (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 function spawnServer(spec: TargetServerSpec): Promise<{ child: ChildProcess; ready: ReadyLine }> {
-  const child = spawn(process.execPath, [targetServerPath()], {
+  const child = spawn(process.execPath, [...serverNodeArgs(), targetServerPath()], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, [targetEnvironmentVariable]: JSON.stringify(spec) },
   });

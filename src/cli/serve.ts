@@ -46,6 +46,11 @@ export interface RunningServer {
   readonly ready: Promise<void>;
   /** The graceful shutdown the signals trigger. */
   stop(): Promise<void>;
+  /**
+   * Resolves (with the reason) when this process can no longer do its job and should stop:
+   * another process has become the writer of the database (a shard is fenced).
+   */
+  readonly fatal: Promise<Error>;
 }
 
 /** The one place the durable store is opened (PostgreSQL with a URL, else embedded PGlite). */
@@ -83,7 +88,18 @@ export async function serve(
 
   // 3. Listen at once; the API answers 503 (and /readyz "not ready") until recovery is done.
   const shards = options.shards ?? defaultShardCount(availableParallelism());
-  const starting = Engine.start({ store, shards });
+  let fail!: (reason: Error) => void;
+  const fatal = new Promise<Error>((resolve) => {
+    fail = resolve;
+  });
+  const starting = Engine.start({
+    store,
+    shards,
+    onShardFenced: (shard, detail) => {
+      log.fatal({ shard }, `shard ${shard} is fenced, this process no longer writes: ${detail}`);
+      fail(new Error(`fenced: ${detail}`));
+    },
+  });
   const rateLimit = options.rateLimit ?? 0;
   const app = await buildServer({
     engine: starting,
@@ -146,7 +162,7 @@ export async function serve(
     })();
     return stopping;
   };
-  return { url, ready, stop };
+  return { url, ready, stop, fatal };
 }
 
 /** Runs serve until SIGTERM/SIGINT; exit code 0 after a clean shutdown. */
@@ -163,6 +179,11 @@ async function runUntilSignalled(options: ServeOptions): Promise<void> {
   }
   server.ready.catch((error: unknown) => {
     log.fatal({ err: error }, 'the engine failed to start');
+    void server.stop().finally(() => process.exit(1));
+  });
+  // Fenced: another stockd is the writer now. Finish what is in flight (answered
+  // UNAVAILABLE), then exit 1 so a supervisor sees this process is done.
+  void server.fatal.then(() => {
     void server.stop().finally(() => process.exit(1));
   });
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -34,6 +34,12 @@ export interface EngineOptions {
   readonly limits?: Limits;
   readonly clock?: Clock;
   readonly onShardRestart?: (shard: number, error: unknown) => void;
+  /**
+   * A shard found that another process has become the writer of the database (STORE_FENCED).
+   * It answers UNAVAILABLE from then on and never retries; the owner should stop this
+   * process (`stockd serve` exits 1).
+   */
+  readonly onShardFenced?: (shard: number, detail: string) => void;
 }
 
 /**
@@ -493,6 +499,7 @@ export class Engine extends Router {
           store: options.store,
           now: () => clock.now(),
           onRestart: options.onShardRestart,
+          onFenced: options.onShardFenced,
         }),
     );
     super(

@@ -7,6 +7,7 @@
  *
  *   engine ──{id, now, payload: Request[]}──▶ worker
  *   engine ◀──{id, payload: Reply[]}──────── worker     (or {id, unavailable})
+ *   engine ◀──{id: 0, fenced}──────────────── worker     (once: another process is the writer)
  *
  * Control plane (comlink over the worker's parentPort): ShardControl below.
  */
@@ -41,6 +42,11 @@ export interface ReplyMessage {
   readonly payload?: Uint8Array;
   /** Set when the shard could not make the batch durable or is not ready: no reply is trustworthy. */
   readonly unavailable?: string;
+  /**
+   * With id 0 (no batch): the shard is fenced for good (another process is the writer now);
+   * the text says by whom. Sent once, after the batches it failed were answered.
+   */
+  readonly fenced?: string;
 }
 
 export interface RecoveryInfo {

@@ -37,9 +37,12 @@ export interface ShardHandleOptions {
   readonly now: () => number;
   /** Called when the worker died unexpectedly and has been restarted (or failed to). */
   readonly onRestart?: (shard: number, error: unknown) => void;
+  /** Called once when the shard is fenced: another process is the writer of its database now. */
+  readonly onFenced?: (shard: number, detail: string) => void;
 }
 
-type Phase = 'starting' | 'ready' | 'restarting' | 'stopping' | 'stopped';
+/** `fenced` is final until stop(): every request is answered UNAVAILABLE at once. */
+type Phase = 'starting' | 'ready' | 'fenced' | 'restarting' | 'stopping' | 'stopped';
 
 interface InflightBatch {
   readonly sinks: Sink[];
@@ -63,6 +66,8 @@ export class ShardHandle {
   /** Commands queued or in flight. */
   depth = 0;
   restarts = 0;
+  /** Why the shard is fenced (phase 'fenced'). */
+  fencedBecause: string | null = null;
 
   constructor(private readonly options: ShardHandleOptions) {
     this.shard = options.shard;
@@ -108,6 +113,10 @@ export class ShardHandle {
   execute(request: Request, sink: Sink, index: number, internal = false): void {
     if (this.phase === 'stopping' || this.phase === 'stopped') {
       sink.deliver(index, reject('UNAVAILABLE', `shard ${this.shard} is stopping`));
+      return;
+    }
+    if (this.phase === 'fenced') {
+      sink.deliver(index, reject('UNAVAILABLE', `shard ${this.shard} is fenced: ${this.fencedBecause}`));
       return;
     }
     if (!internal && this.depth >= this.limits.mailboxDepthMax) {
@@ -174,6 +183,7 @@ export class ShardHandle {
   }
 
   private onReply(message: ReplyMessage): void {
+    if (message.fenced !== undefined) return this.onFenced(message.fenced);
     const batch = this.inflight.get(message.id);
     if (batch === undefined) return;
     this.inflight.delete(message.id);
@@ -192,9 +202,27 @@ export class ShardHandle {
     this.flush();
   }
 
+  private onFenced(detail: string): void {
+    if (this.phase !== 'ready') return;
+    this.phase = 'fenced';
+    this.fencedBecause = detail;
+    // Queued requests never reached the worker: nothing of theirs is in the WAL.
+    const failure = reject('UNAVAILABLE', `shard ${this.shard} is fenced: ${detail}`);
+    const sinks = this.pendingSinks;
+    const indexes = this.pendingIndexes;
+    this.pendingRequests = [];
+    this.pendingSinks = [];
+    this.pendingIndexes = [];
+    this.depth -= sinks.length;
+    for (let i = 0; i < sinks.length; i++) sinks[i]!.deliver(indexes[i]!, failure);
+    this.options.onFenced?.(this.shard, detail);
+  }
+
   /** Supervisor: a worker that dies is replaced by one that recovers from the WAL. */
   private onWorkerDied(worker: Worker, error: unknown): void {
     if (worker !== this.worker || this.phase === 'stopping' || this.phase === 'stopped') return;
+    // A fenced shard stays fenced: a new worker could not append either.
+    if (this.phase === 'fenced') return;
     if (this.phase === 'restarting') return;
     this.phase = 'restarting';
     this.restarts++;

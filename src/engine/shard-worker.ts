@@ -24,6 +24,7 @@ import { imageOf } from '../actors/snapshot.js';
 import type { DomainEvent, Reply, Request } from '../actors/types.js';
 import { assertLimits } from '../config.js';
 import { checksumOf, decode, encode, encodeEvents } from '../persistence/codec.js';
+import { errorCode } from '../persistence/store-errors.js';
 import { storeFromLink } from '../persistence/store-link.js';
 import type {
   BatchMessage,
@@ -153,8 +154,9 @@ async function step(): Promise<void> {
       let next: Group | null = null;
       if (inbox.length > 0) {
         if (lifecycleState !== 'ready') {
+          const why = lifecycleState === 'fenced' ? `: ${lifecycle.getSnapshot().context.lastError}` : '';
           for (const batch of inbox.splice(0))
-            post({ id: batch.id, unavailable: `shard ${shard} is ${lifecycleState}` });
+            post({ id: batch.id, unavailable: `shard ${shard} is ${lifecycleState}${why}` });
         } else {
           next = decideGroup(takeGroup());
         }
@@ -244,8 +246,22 @@ function failGroups(groups: readonly Group[], error: unknown): void {
   for (const group of groups)
     for (const batch of group.batches)
       post({ id: batch.id, unavailable: `WAL append failed: ${String(error)}` });
-  lifecycle.send({ type: 'WAL_FAILED', error: String(error) });
-  scheduleRetry();
+  if (isFenced(error)) fence(error);
+  else {
+    lifecycle.send({ type: 'WAL_FAILED', error: String(error) });
+    scheduleRetry();
+  }
+}
+
+/** Another process is the writer now: no append of ours can ever land, so no retry. */
+function isFenced(error: unknown): boolean {
+  return errorCode(error) === 'STORE_FENCED';
+}
+
+function fence(error: unknown): void {
+  const detail = error instanceof Error ? error.message : String(error);
+  lifecycle.send({ type: 'FENCED', error: detail });
+  post({ id: 0, fenced: detail });
 }
 
 function takeGroup(): BatchMessage[] {
@@ -266,7 +282,8 @@ function scheduleRetry(attempt = 1): void {
   const delayMs = Math.min(5_000, 50 * 2 ** attempt);
   setTimeout(() => {
     lifecycle.send({ type: 'RETRY' });
-    exclusive(() => recover(layout)).catch(() => {
+    exclusive(() => recover(layout)).catch((error: unknown) => {
+      if (isFenced(error)) return fence(error);
       lifecycle.send({ type: 'WAL_FAILED', error: 'recovery failed' });
       scheduleRetry(attempt + 1);
     });

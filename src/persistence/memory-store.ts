@@ -5,7 +5,8 @@
  * process crash.
  *
  * `failNextAppends(n)` injects faults for tests: the next n appends reject, and nothing
- * is written.
+ * is written. `fence()` acts out another process taking over the database: every later
+ * append fails STORE_FENCED, as a stale writer's do in PostgreSQL.
  */
 import { checksumOf } from './codec.js';
 import { StoreError } from './store-errors.js';
@@ -25,6 +26,7 @@ export class MemoryWalStore implements WalStore {
   private readonly pruned = new Map<number, number>();
   private readonly snapshots: SnapshotRow[] = [];
   private failuresPending = 0;
+  private fencedBy: string | null = null;
   private closed = false;
 
   async readLayout(): Promise<Layout | null> {
@@ -39,6 +41,9 @@ export class MemoryWalStore implements WalStore {
 
   async append(row: WalRow): Promise<void> {
     this.assertOpen();
+    if (this.fencedBy !== null) {
+      throw new StoreError('STORE_FENCED', `this process is no longer the writer: ${this.fencedBy}`);
+    }
     if (this.failuresPending > 0) {
       this.failuresPending--;
       throw new Error('injected WAL append failure');
@@ -127,6 +132,11 @@ export class MemoryWalStore implements WalStore {
 
   failNextAppends(count: number): void {
     this.failuresPending = count;
+  }
+
+  /** From now on every append fails STORE_FENCED (another writer took over). */
+  fence(by = 'another process took over'): void {
+    this.fencedBy = by;
   }
 
   /** Total rows and events, for tests and benchmarks. */

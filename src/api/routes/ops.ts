@@ -34,7 +34,7 @@ export function opsRoutes(app: ApiApp, ctx: ApiContext): void {
         tags: ['ops'],
         summary: 'Readiness: every shard recovered and its WAL reachable',
         description:
-          '503 UNAVAILABLE while the engine recovers from its log, while any shard is not `ready` (recovering, degraded after a failed WAL append, restarting, stopping), and while the WAL store does not answer.',
+          '503 UNAVAILABLE while the engine recovers from its log, while any shard is not `ready` (recovering, degraded after a failed WAL append, fenced because another process became the writer, restarting, stopping), and while the WAL store does not answer.',
         response: {
           200: Type.Object({
             status: Type.Literal('ready'),
