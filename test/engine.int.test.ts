@@ -579,7 +579,11 @@ describe('a fenced shard (another process became the writer)', () => {
     expect(engine.shards[leftShard]!.phase).toBe('fenced');
     // Then: it refuses at once, with the reason, reads included (its state may be stale).
     const again = await engine.execute({ type: 'stock', sku: left });
-    expect(again).toMatchObject({ ok: false, code: 'UNAVAILABLE', detail: expect.stringContaining('fenced') });
+    expect(again).toMatchObject({
+      ok: false,
+      code: 'UNAVAILABLE',
+      detail: expect.stringContaining('fenced'),
+    });
     expect((await engine.stats())[leftShard]).toMatchObject({ lifecycle: 'fenced', appendFailures: 1 });
     // No retry loop: a degraded shard would have re-read its WAL and be ready again by now.
     await new Promise((resolve) => setTimeout(resolve, 400));

@@ -183,7 +183,10 @@ export class ShardHandle {
   }
 
   private onReply(message: ReplyMessage): void {
-    if (message.fenced !== undefined) return this.onFenced(message.fenced);
+    if (message.fenced !== undefined) {
+      this.onFenced(message.fenced);
+      return;
+    }
     const batch = this.inflight.get(message.id);
     if (batch === undefined) return;
     this.inflight.delete(message.id);

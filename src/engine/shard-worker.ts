@@ -283,7 +283,10 @@ function scheduleRetry(attempt = 1): void {
   setTimeout(() => {
     lifecycle.send({ type: 'RETRY' });
     exclusive(() => recover(layout)).catch((error: unknown) => {
-      if (isFenced(error)) return fence(error);
+      if (isFenced(error)) {
+        fence(error);
+        return;
+      }
       lifecycle.send({ type: 'WAL_FAILED', error: 'recovery failed' });
       scheduleRetry(attempt + 1);
     });
