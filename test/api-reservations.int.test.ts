@@ -205,12 +205,28 @@ describe('commit, release, extend', () => {
       { sku: skuA, qty: 3 },
       { sku: skuB, qty: 2 },
     ]);
-    // Refusals first, while every part is held. (A SKU on a shard without a part is
-    // currently ignored by the engine's cross-shard partial commit; see the API report.)
-    let missing = 'not-in-it-0';
-    for (let i = 1; api.engine.shardOfSku(missing) !== api.engine.shardOfSku(skuA); i++)
-      missing = `not-in-it-${i}`;
-    problem(await act(id, 'commit', { lines: [{ sku: missing }] }), 400, 'INVALID_REQUEST');
+    // Refusals first, while every part is held: a SKU the reservation does not have, on
+    // each shard, alone or beside a good line (all or nothing: the good line stays held).
+    for (const shard of [0, 1]) {
+      let missing = 'not-in-it-0';
+      for (let i = 1; api.engine.shardOfSku(missing) !== shard; i++) missing = `not-in-it-${i}`;
+      problem(await act(id, 'commit', { lines: [{ sku: missing }] }), 400, 'INVALID_REQUEST');
+      problem(
+        await act(id, 'commit', { lines: [{ sku: skuA, qty: 1 }, { sku: missing }] }),
+        400,
+        'INVALID_REQUEST',
+      );
+    }
+    problem(
+      await act(id, 'commit', {
+        lines: [
+          { sku: skuA, qty: 1 },
+          { sku: skuB, qty: 5 },
+        ],
+      }),
+      422,
+      'INVALID_QUANTITY',
+    );
     problem(await act(id, 'commit', { lines: [{ sku: skuB, qty: 5 }] }), 422, 'INVALID_QUANTITY');
     problem(await act(id, 'commit', { lines: [] }), 400, 'INVALID_REQUEST');
     problem(await act(id, 'commit', { lines: [{ sku: skuB, qty: 0 }] }), 422, 'INVALID_QUANTITY');

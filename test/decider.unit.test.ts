@@ -977,6 +977,20 @@ describe('commit', () => {
     expect(state.reservations.get('r2')!.status).toBe('committed');
   });
 
+  it('a commit check decides like the commit but changes nothing', () => {
+    const { state } = given([...base, r1])
+      .when({ type: 'commit', reservationId: 'r1', lines: [{ sku: 'A', qty: 1 }], check: true }, T0)
+      .then([]);
+    expect(state.record('A', 'W1')).toMatchObject({ onHand: 10, reserved: 3 });
+    expect(state.reservations.get('r1')!.lines[0]).toMatchObject({ held: 3, committed: 0 });
+    given([...base, r1])
+      .when({ type: 'commit', reservationId: 'r1', lines: [{ sku: 'A', qty: 4 }], check: true }, T0)
+      .thenRejects('INVALID_QUANTITY');
+    given([...base, r1])
+      .when({ type: 'commit', reservationId: 'r1', lines: [{ sku: 'Z' }], check: true }, T0)
+      .thenRejects('INVALID_REQUEST', { detail: 'reservation r1 has no line Z' });
+  });
+
   it('a repeated commit is replayed', () => {
     given([...base, r1, committed('r1', [cline('A', 'W1', 3, 0, 3), cline('B', 'W2', 2, 0, 2)])])
       .when({ type: 'commit', reservationId: 'r1' }, T0)

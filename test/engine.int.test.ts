@@ -638,6 +638,60 @@ describe('regressions', () => {
     expect(await restarted.digest()).toBe(before);
   });
 
+  it('a cross-shard partial commit is all or nothing: one bad line commits nothing on any part', async () => {
+    // Router.partialCommit sent each part its lines at once: a part whose lines were fine
+    // committed while another refused, and a SKU on a shard without a part was answered
+    // RESERVATION_NOT_FOUND by that shard instead of "no such line".
+    const engine = await start({ shards: 3 });
+    const [[a], [b], [c]] = skusByShard(engine, 1) as [[string], [string], [string]];
+    for (const sku of [a, b, c]) await ok(engine, { type: 'set', sku, location: 'dc-1', onHand: 10 });
+    await ok(engine, {
+      type: 'reserve',
+      reservationId: 'two-parts',
+      lines: [
+        { sku: a, qty: 3 },
+        { sku: b, qty: 2 },
+      ],
+    });
+    const untouched = async (): Promise<void> => {
+      expect(await stockOf(engine, a)).toMatchObject({ onHand: 10, reserved: 3 });
+      expect(await stockOf(engine, b)).toMatchObject({ onHand: 10, reserved: 2 });
+      const view = await ok(engine, { type: 'get', reservationId: 'two-parts' });
+      expect(view).toMatchObject({ reservation: { status: 'held' } });
+    };
+    const commit = (lines: Array<{ sku: string; qty?: number }>) =>
+      engine.execute({ type: 'commit', reservationId: 'two-parts', lines });
+    // When: one part's line is fine, the other's asks for more than it holds.
+    expect(
+      await commit([
+        { sku: a, qty: 1 },
+        { sku: b, qty: 5 },
+      ]),
+    ).toMatchObject({
+      ok: false,
+      code: 'INVALID_QUANTITY',
+    });
+    await untouched();
+    // When: a line names a SKU on the third shard, which holds no part.
+    expect(await commit([{ sku: a, qty: 1 }, { sku: c }])).toMatchObject({
+      ok: false,
+      code: 'INVALID_REQUEST',
+      detail: expect.stringContaining(`has no line ${c}`),
+    });
+    expect(await commit([{ sku: c }])).toMatchObject({ ok: false, code: 'INVALID_REQUEST' });
+    await untouched();
+    // Then a good commit of both parts settles both.
+    const done = await ok(engine, {
+      type: 'commit',
+      reservationId: 'two-parts',
+      lines: [{ sku: a, qty: 1 }, { sku: b }],
+    });
+    expect(done).toMatchObject({ reservation: { status: 'committed' } });
+    expect(await stockOf(engine, a)).toMatchObject({ onHand: 9, reserved: 0 });
+    expect(await stockOf(engine, b)).toMatchObject({ onHand: 8, reserved: 0 });
+    await expectNoViolations(engine);
+  });
+
   it('a refused cross-shard reservation reports the same rejection code as on one shard', async () => {
     // One shard validates the whole request before looking at stock (INVALID_QUANTITY);
     // with two shards, Router.reserveAcrossShards/combineFailures prefer another part's

@@ -45,6 +45,8 @@ const noEvents: DomainEvent[] = [];
 const noShortages: Shortage[] = [];
 const accepted = (events: DomainEvent[]): Decision => ({ events, rejection: null, replayed: false });
 const replayed: Decision = Object.freeze({ events: noEvents, rejection: null, replayed: true });
+/** A commit `check` that passed: no events, the reply is the reservation as it stands. */
+const checked: Decision = Object.freeze({ events: noEvents, rejection: null, replayed: false });
 const rejected = (rejection: Rejection, events: DomainEvent[] = noEvents): Decision => ({
   events,
   rejection,
@@ -721,6 +723,7 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
     }
   }
   if (changes.length === 0) return replayed;
+  if (cmd.check === true) return checked;
   return accepted([{ type: 'ReservationCommitted', at: now, reservationId: reservation.id, lines: changes }]);
 }
 

@@ -83,6 +83,13 @@ export interface Commit {
   readonly reservationId: string;
   /** Absent: commit every held line. */
   readonly lines?: readonly CommitLine[];
+  /**
+   * Decide only: every check of a real commit, but no event; an accepted check replies with
+   * the reservation as it stands. Internal: the router checks every part of a cross-shard
+   * partial commit before it commits any (the API builds commands field by field, so
+   * clients cannot set it).
+   */
+  readonly check?: boolean;
 }
 
 export interface Release {

@@ -438,13 +438,30 @@ export class Router {
     return mergeReservationReplies(replies);
   }
 
+  /**
+   * A commit of named lines of a reservation with parts on several shards, all or nothing.
+   * Each line goes to the part that owns its SKU; a SKU whose shard holds no part goes to
+   * a part that does, which refuses it as a line the reservation does not have (as one
+   * shard would). With lines on several parts, each part first checks its lines (a commit
+   * `check`: no events) and nothing is committed unless every check passed; the calls on
+   * one reservation are serialised (`serially`), so only an expiry falling due between the
+   * check and the commit can still split the outcome, as it can for a whole commit.
+   */
   private async partialCommit(request: Commit, shards: readonly number[]): Promise<Reply> {
     const byShard = new Map<number, NonNullable<Commit['lines']>[number][]>();
     for (const line of request.lines!) {
-      const shard = typeof line?.sku === 'string' ? this.shardOfSku(line.sku) : shards[0]!;
+      const owner = typeof line?.sku === 'string' ? this.shardOfSku(line.sku) : shards[0]!;
+      const shard = shards.includes(owner) ? owner : shards[0]!;
       const lines = byShard.get(shard);
       if (lines === undefined) byShard.set(shard, [line]);
       else lines.push(line);
+    }
+    if (byShard.size > 1) {
+      const checks = await Promise.all(
+        [...byShard].map(([shard, lines]) => this.toShard(shard, { ...request, lines, check: true })),
+      );
+      const refused = checks.filter((reply): reply is Rejection => !reply.ok);
+      if (refused.length > 0) return firstByCode(refused, commitRefusalPrecedence);
     }
     const replies = await Promise.all(
       [...byShard].map(([shard, lines]) => this.toShard(shard, { ...request, lines })),
@@ -694,6 +711,23 @@ function combineFailures(failures: readonly Rejection[]): Rejection {
   if (shortages.length > 0) {
     const skus = shortages.map((s) => s.sku).join(', ');
     return reject('INSUFFICIENT_STOCK', `not enough available stock for ${skus}`, { shortages });
+  }
+  return failures[0]!;
+}
+
+/** A commit's refusals in the order one shard checks them (the unknown outcome first). */
+const commitRefusalPrecedence: readonly ErrorCode[] = [
+  'UNAVAILABLE',
+  'RESERVATION_NOT_FOUND',
+  'RESERVATION_NOT_HELD',
+  'INVALID_REQUEST',
+  'INVALID_QUANTITY',
+];
+
+function firstByCode(failures: readonly Rejection[], precedence: readonly ErrorCode[]): Rejection {
+  for (const code of precedence) {
+    const found = failures.find((failure) => failure.code === code);
+    if (found !== undefined) return found;
   }
   return failures[0]!;
 }
