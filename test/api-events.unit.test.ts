@@ -243,4 +243,53 @@ describe('ChangeFeed.waitForAppend', () => {
     expect((await drain(feed, new Map(), 10)).ids).toEqual(['direct']);
     feed.close();
   });
+
+  it('with durable-append notices from the engine, tails wake on them and nothing polls', async () => {
+    const memory = new MemoryWalStore();
+    const direct = Object.assign(memory, {
+      linkForWorker: async () => ({ link: null, transfer: [], release: () => undefined }),
+    });
+    const store = new NotifyingStore(direct);
+    let lastSeqCalls = 0;
+    const lastSeq = memory.lastSeq.bind(memory);
+    memory.lastSeq = (stream: number) => {
+      lastSeqCalls++;
+      return lastSeq(stream);
+    };
+    const listeners = new Set<(stream: number, seq: number) => void>();
+    const feed = new ChangeFeed(store, {
+      shardCount: 1,
+      partitionCount: 4,
+      recentRowsMax: 4,
+      pollMs: 5,
+      noticeIntervalMs: 50,
+      notices: (listener) => {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    });
+    await feed.streams();
+    const probesBefore = lastSeqCalls;
+    let woken = 0;
+    const waiting = feed.waitForAppend(feed.version, 10_000).then(() => {
+      woken++;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(woken).toBe(0);
+    expect(lastSeqCalls).toBe(probesBefore); // a poll every 5 ms would have probed by now
+    // A worker appends on its own connection, then the engine reports the row durable.
+    await memory.append(row(0, 1, 1, 1, ['noticed']));
+    for (const listener of listeners) listener(0, 1);
+    await waiting;
+    expect(woken).toBe(1);
+    expect((await drain(feed, new Map(), 10)).ids).toEqual(['noticed']);
+    // Under load the notices are coalesced: a burst wakes the tails once more, not per row.
+    const version = feed.version;
+    for (let seq = 2; seq <= 20; seq++) for (const listener of listeners) listener(0, seq);
+    expect(feed.version).toBe(version);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(feed.version).toBe(version + 1);
+    feed.close();
+    expect(listeners.size).toBe(0);
+  });
 });

@@ -24,6 +24,8 @@ export interface ApiEngine {
   execute(request: Request): Promise<Reply>;
   executeMany(requests: readonly Request[]): Promise<Reply[]>;
   stats(): Promise<ShardStats[]>;
+  /** Durable-append notices (Engine.onDurable): the change feed's tails wake on them. */
+  onDurable?(listener: (stream: number, seq: number) => void): () => void;
 }
 
 export class ApiContext {

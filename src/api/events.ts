@@ -4,6 +4,7 @@
  *
  *   shard worker ──append──▶ NotifyingStore ──▶ inner store (durable)
  *                                 │ after the append resolved
+ *                                 │ (a worker with its own connection: Engine.onDurable)
  *                                 ▼
  *                           ChangeFeed.recent (last rows per stream, decoded once)
  *                                 │ wakes waiting SSE tails; pages read here first,
@@ -44,8 +45,10 @@ export type AppendListener = (row: WalRow) => void;
  *
  * A store that offers shard workers a direct path (`linkForWorker`, e.g. PGlite's own
  * thread or a PostgreSQL pool per worker) keeps it: this decorator passes the link on,
- * appends then bypass it, `seesEveryAppend` is false, and the feed falls back to
- * watching the streams' last seqs while a tail waits (see ChangeFeed.waitForAppend).
+ * appends then bypass it and `seesEveryAppend` is false. The feed then learns of rows from
+ * the engine instead (Engine.onDurable: each worker reports the seq of every durable row
+ * with the replies of its batches) and tails read them from the store; only a feed given
+ * no such notices falls back to watching the streams' last seqs while a tail waits.
  */
 export class NotifyingStore implements WalStore {
   private readonly listeners = new Set<AppendListener>();
@@ -189,8 +192,16 @@ export interface ChangeFeedOptions {
   readonly recentRowsMax: number;
   /** Rows read from the store per call while paging. */
   readonly readChunkRows?: number;
-  /** How often a waiting tail checks the streams when the store does not notify every append. */
+  /**
+   * Durable-append notices from the engine that writes (Engine.onDurable). Needed when the
+   * shard workers append on their own connections, past the NotifyingStore: without them
+   * a waiting tail falls back to polling the streams' last seqs every `pollMs`.
+   */
+  readonly notices?: (listener: (stream: number, seq: number) => void) => () => void;
+  /** Fallback only (no notices, store sees not every append): how often waiting tails poll. */
   readonly pollMs?: number;
+  /** Least time between two wake-ups of the tails by notices (coalesces appends under load). */
+  readonly noticeIntervalMs?: number;
 }
 
 /** Parallel probes while discovering the streams of older layouts. */
@@ -212,11 +223,42 @@ export class ChangeFeed {
     private readonly store: NotifyingStore,
     private readonly options: ChangeFeedOptions,
   ) {
-    this.unsubscribe = store.onAppend((row) => this.onRow(row));
+    const unsubscribeRows = store.onAppend((row) => this.onRow(row));
+    const unsubscribeNotices =
+      options.notices === undefined || store.seesEveryAppend
+        ? () => undefined
+        : options.notices(() => this.onNotice());
+    this.unsubscribe = () => {
+      unsubscribeRows();
+      unsubscribeNotices();
+    };
+  }
+
+  private noticeTimer: NodeJS.Timeout | null = null;
+  private lastNoticeBump = 0;
+
+  /**
+   * A row is durable somewhere the NotifyingStore does not see: wake the tails, which read
+   * it from the store. At once when idle, then at most every noticeIntervalMs, so a busy
+   * engine (hundreds of rows a second) costs each tail a bounded number of reads.
+   */
+  private onNotice(): void {
+    if (this.noticeTimer !== null) return;
+    const interval = this.options.noticeIntervalMs ?? 10;
+    const wait = this.lastNoticeBump + interval - performance.now();
+    const fire = (): void => {
+      this.noticeTimer = null;
+      this.lastNoticeBump = performance.now();
+      this.bump();
+    };
+    if (wait <= 0) fire();
+    else this.noticeTimer = setTimeout(fire, wait);
   }
 
   close(): void {
     this.unsubscribe();
+    if (this.noticeTimer !== null) clearTimeout(this.noticeTimer);
+    this.noticeTimer = null;
     if (this.pollTimer !== null) clearInterval(this.pollTimer);
     this.pollTimer = null;
     for (const wake of this.waiters) wake();
@@ -249,7 +291,7 @@ export class ChangeFeed {
    * waits (one probe per stream per interval for all tails together).
    */
   private ensurePolling(): void {
-    if (this.store.seesEveryAppend || this.pollTimer !== null) return;
+    if (this.store.seesEveryAppend || this.options.notices !== undefined || this.pollTimer !== null) return;
     const probe = (): Promise<string> =>
       this.streams()
         .then((streams) => Promise.all(streams.map((stream) => this.store.lastSeq(stream))))

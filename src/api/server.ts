@@ -178,6 +178,7 @@ export async function buildServer(options: ServerOptions): Promise<ApiServer> {
         shardCount: engine.layout.shardCount,
         partitionCount: engine.layout.partitionCount,
         recentRowsMax: limits.feedRecentRowsMax,
+        ...(engine.onDurable === undefined ? {} : { notices: (listener) => engine.onDurable!(listener) }),
       });
     }
   };

@@ -42,6 +42,9 @@ export interface EngineOptions {
   readonly onShardFenced?: (shard: number, detail: string) => void;
 }
 
+/** See Engine.onDurable. */
+export type DurableListener = (stream: number, seq: number) => void;
+
 /**
  * What the router needs of a shard: a mailbox that eventually delivers one reply per
  * request. ShardHandle (a worker thread) is the real one; the deterministic simulation
@@ -499,6 +502,7 @@ export class Engine extends Router {
   private snapshotTimer: NodeJS.Timeout | null = null;
   private snapshotter!: Snapshotter;
   recovery: RecoveryInfo[] = [];
+  private readonly durableListeners: Set<DurableListener>;
 
   private constructor(
     private readonly options: EngineOptions,
@@ -506,6 +510,7 @@ export class Engine extends Router {
     limits: Limits,
     clock: Clock,
   ) {
+    const durableListeners = new Set<DurableListener>();
     const shards = Array.from(
       { length: layout.shardCount },
       (_, shard) =>
@@ -517,6 +522,9 @@ export class Engine extends Router {
           now: () => clock.now(),
           onRestart: options.onShardRestart,
           onFenced: options.onShardFenced,
+          onDurable: (stream, seq) => {
+            for (const listener of durableListeners) listener(stream, seq);
+          },
         }),
     );
     super(
@@ -527,6 +535,17 @@ export class Engine extends Router {
       (attempt) => new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt)),
     );
     this.shards = shards;
+    this.durableListeners = durableListeners;
+  }
+
+  /**
+   * Calls `listener(stream, seq)` each time a WAL row this engine appended is durable, before
+   * the replies of its requests are delivered. Returns the unsubscribe. The change feed
+   * wakes its tails on it, so it needs no polling whoever performs the appends.
+   */
+  onDurable(listener: DurableListener): () => void {
+    this.durableListeners.add(listener);
+    return () => this.durableListeners.delete(listener);
   }
 
   /**

@@ -40,6 +40,8 @@ export interface ReplyMessage {
   readonly id: number;
   /** msgpackr-encoded Reply[], one per request, in order. */
   readonly payload?: Uint8Array;
+  /** The WAL seq of the row holding this batch's events (absent when it made none): durable. */
+  readonly seq?: number;
   /** Set when the shard could not make the batch durable or is not ready: no reply is trustworthy. */
   readonly unavailable?: string;
   /**

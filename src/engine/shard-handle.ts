@@ -37,6 +37,11 @@ export interface ShardHandleOptions {
   readonly now: () => number;
   /** Called when the worker died unexpectedly and has been restarted (or failed to). */
   readonly onRestart?: (shard: number, error: unknown) => void;
+  /**
+   * Called when a WAL row of this shard is durable (its seq), before the replies of its
+   * batches are delivered; once per row. The change feed wakes its tails on it.
+   */
+  readonly onDurable?: (shard: number, seq: number) => void;
   /** Called once when the shard is fenced: another process is the writer of its database now. */
   readonly onFenced?: (shard: number, detail: string) => void;
 }
@@ -66,6 +71,8 @@ export class ShardHandle {
   /** Commands queued or in flight. */
   depth = 0;
   restarts = 0;
+  /** Seq of the newest row reported durable (onDurable). */
+  private durableSeq = 0;
   /** Why the shard is fenced (phase 'fenced'). */
   fencedBecause: string | null = null;
 
@@ -186,6 +193,10 @@ export class ShardHandle {
     if (message.fenced !== undefined) {
       this.onFenced(message.fenced);
       return;
+    }
+    if (message.seq !== undefined && message.seq !== this.durableSeq) {
+      this.durableSeq = message.seq;
+      this.options.onDurable?.(this.shard, message.seq);
     }
     const batch = this.inflight.get(message.id);
     if (batch === undefined) return;

@@ -184,12 +184,13 @@ async function step(): Promise<void> {
           failGroups(next === null ? [done.group] : [done.group, next], error);
           continue;
         }
-        if (done.group.events.length > 0) {
+        const appended = done.group.events.length > 0;
+        if (appended) {
           seq++;
           counters.appends++;
           counters.eventsAppended += done.group.events.length;
         }
-        sendReplies(done.group);
+        sendReplies(done.group, appended ? seq : undefined);
       }
       if (next !== null) inflight = { group: next, append: appendGroup(next) };
     }
@@ -231,9 +232,10 @@ function appendGroup(group: Group): Promise<unknown> {
     });
 }
 
-function sendReplies(group: Group): void {
+function sendReplies(group: Group, durableSeq: number | undefined): void {
   group.batches.forEach((batch, i) => {
-    post({ id: batch.id, payload: encode(group.replies[i]) });
+    const payload = encode(group.replies[i]);
+    post(durableSeq === undefined ? { id: batch.id, payload } : { id: batch.id, payload, seq: durableSeq });
   });
 }
 
