@@ -216,6 +216,9 @@ export class ChangeFeed {
   private knownStreams: Promise<number[]> | null = null;
   private readonly unsubscribe: () => void;
   private pollTimer: NodeJS.Timeout | null = null;
+  /** Coalesces the engine's durable-append notices (onNotice). */
+  private noticeTimer: NodeJS.Timeout | null = null;
+  private lastNoticeBump = 0;
   /** Bumped by every append: a tail that saw version v waits for v + 1. */
   version = 0;
 
@@ -233,9 +236,6 @@ export class ChangeFeed {
       unsubscribeNotices();
     };
   }
-
-  private noticeTimer: NodeJS.Timeout | null = null;
-  private lastNoticeBump = 0;
 
   /**
    * A row is durable somewhere the NotifyingStore does not see: wake the tails, which read

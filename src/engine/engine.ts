@@ -464,7 +464,7 @@ export class Router {
         [...byShard].map(([shard, lines]) => this.toShard(shard, { ...request, lines, check: true })),
       );
       const refused = checks.filter((reply): reply is Rejection => !reply.ok);
-      if (refused.length > 0) return firstByCode(refused, commitRefusalPrecedence);
+      if (refused.length > 0) return firstByCode(refused, commitRefusalPrecedence) ?? refused[0]!;
     }
     const replies = await Promise.all(
       [...byShard].map(([shard, lines]) => this.toShard(shard, { ...request, lines })),
@@ -722,10 +722,8 @@ function combineFailures(failures: readonly Rejection[]): Rejection {
   const unavailable = failures.find((failure) => failure.code === 'UNAVAILABLE');
   if (unavailable !== undefined) return unavailable;
   // Otherwise the code one shard would give for the whole request: its checks run in this order.
-  for (const code of refusalPrecedence) {
-    const found = failures.find((failure) => failure.code === code);
-    if (found !== undefined) return found;
-  }
+  const first = firstByCode(failures, refusalPrecedence);
+  if (first !== undefined) return first;
   const shortages = failures.flatMap((failure) => failure.shortages ?? []);
   if (shortages.length > 0) {
     const skus = shortages.map((s) => s.sku).join(', ');
@@ -743,12 +741,16 @@ const commitRefusalPrecedence: readonly ErrorCode[] = [
   'INVALID_QUANTITY',
 ];
 
-function firstByCode(failures: readonly Rejection[], precedence: readonly ErrorCode[]): Rejection {
+/** The failure whose code comes first in `precedence`, if any has one of those codes. */
+function firstByCode(
+  failures: readonly Rejection[],
+  precedence: readonly ErrorCode[],
+): Rejection | undefined {
   for (const code of precedence) {
     const found = failures.find((failure) => failure.code === code);
     if (found !== undefined) return found;
   }
-  return failures[0]!;
+  return undefined;
 }
 
 /** Refusals a shard gives before it looks at stock, in the order it checks them. */
