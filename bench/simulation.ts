@@ -657,6 +657,7 @@ function withoutSnapshots(store: WalStore): WalStore {
     append: (row) => store.append(row),
     read: (stream, afterSeq, limit) => store.read(stream, afterSeq, limit),
     lastSeq: (stream) => store.lastSeq(stream),
+    streams: () => store.streams(),
     writeSnapshot: (snapshot) => store.writeSnapshot(snapshot),
     latestSnapshot: async () => null,
     snapshotAtOrBefore: async () => null,

@@ -92,6 +92,7 @@ function bridgedOnly(store: WalStore): WalStore {
     append: (row) => store.append(row),
     read: (stream, afterSeq, limit) => store.read(stream, afterSeq, limit),
     lastSeq: (stream) => store.lastSeq(stream),
+    streams: () => store.streams(),
     writeSnapshot: (snapshot) => store.writeSnapshot(snapshot),
     latestSnapshot: (shard, epoch) => store.latestSnapshot(shard, epoch),
     snapshotAtOrBefore: (shard, epoch, seq) => store.snapshotAtOrBefore(shard, epoch, seq),

@@ -28,7 +28,7 @@ function row(stream: number, seq: number, epoch: number, at: number, ids: string
 const idOf = (event: FeedEvent): string => (event as unknown as { reservationId: string }).reservationId;
 
 function feedOver(store: NotifyingStore, shardCount = 2): ChangeFeed {
-  return new ChangeFeed(store, { shardCount, partitionCount: 16, recentRowsMax: 4, readChunkRows: 2 });
+  return new ChangeFeed(store, { shardCount, recentRowsMax: 4, readChunkRows: 2 });
 }
 
 async function drain(
@@ -172,7 +172,6 @@ describe('WAL retention', () => {
     for (let seq = 1; seq <= 5; seq++) await store.append(row(0, seq, 1, seq, [`e${seq}`]));
     const feed = new ChangeFeed(store, {
       shardCount: 1,
-      partitionCount: 2,
       recentRowsMax: 2,
       readChunkRows: 2,
     });
@@ -229,7 +228,7 @@ describe('ChangeFeed.waitForAppend', () => {
     expect(store.seesEveryAppend).toBe(false);
     await (store as unknown as { linkForWorker(): Promise<unknown> }).linkForWorker();
     expect(linked).toBe(1);
-    const feed = new ChangeFeed(store, { shardCount: 1, partitionCount: 4, recentRowsMax: 4, pollMs: 20 });
+    const feed = new ChangeFeed(store, { shardCount: 1, recentRowsMax: 4, pollMs: 20 });
     await feed.streams();
     let woken = false;
     const waiting = feed.waitForAppend(feed.version, 10_000).then(() => {
@@ -259,7 +258,6 @@ describe('ChangeFeed.waitForAppend', () => {
     const listeners = new Set<(stream: number, seq: number) => void>();
     const feed = new ChangeFeed(store, {
       shardCount: 1,
-      partitionCount: 4,
       recentRowsMax: 4,
       pollMs: 5,
       noticeIntervalMs: 50,

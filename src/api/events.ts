@@ -90,6 +90,10 @@ export class NotifyingStore implements WalStore {
     return this.inner.lastSeq(stream);
   }
 
+  streams(): Promise<number[]> {
+    return this.inner.streams();
+  }
+
   writeSnapshot(snapshot: SnapshotRow): Promise<void> {
     return this.inner.writeSnapshot(snapshot);
   }
@@ -186,8 +190,6 @@ export interface FeedPage {
 export interface ChangeFeedOptions {
   /** Streams written now (the engine's shard count); older layouts' streams are discovered. */
   readonly shardCount: number;
-  /** Upper bound of stream numbers any layout can have used. */
-  readonly partitionCount: number;
   /** Rows per stream kept decoded for tails and near-tail pages. */
   readonly recentRowsMax: number;
   /** Rows read from the store per call while paging. */
@@ -203,9 +205,6 @@ export interface ChangeFeedOptions {
   /** Least time between two wake-ups of the tails by notices (coalesces appends under load). */
   readonly noticeIntervalMs?: number;
 }
-
-/** Parallel probes while discovering the streams of older layouts. */
-const probeParallelism = 64;
 
 export class ChangeFeed {
   private readonly recent = new Map<number, WalRow[]>();
@@ -343,21 +342,11 @@ export class ChangeFeed {
   }
 
   private async discoverStreams(): Promise<number[]> {
-    const { shardCount, partitionCount } = this.options;
-    const found = Array.from({ length: shardCount }, (_, stream) => stream);
-    // A store has no "list streams" call; an older layout with more shards left streams
-    // beyond today's count, so probe them (once; only this layout writes from now on).
-    for (let from = shardCount; from < partitionCount; from += probeParallelism) {
-      const batch = Array.from(
-        { length: Math.min(probeParallelism, partitionCount - from) },
-        (_, i) => from + i,
-      );
-      const lastSeqs = await Promise.all(batch.map((stream) => this.store.lastSeq(stream)));
-      batch.forEach((stream, i) => {
-        if (lastSeqs[i]! > 0) found.push(stream);
-      });
-    }
-    return found;
+    // Today's shards, and the streams an older layout with more shards left behind (once:
+    // only this layout writes from now on).
+    const found = new Set(Array.from({ length: this.options.shardCount }, (_, stream) => stream));
+    for (const stream of await this.store.streams()) found.add(stream);
+    return [...found].sort((a, b) => a - b);
   }
 
   /** The current end of every stream: a tail from here sees only what comes next. */

@@ -176,7 +176,6 @@ export async function buildServer(options: ServerOptions): Promise<ApiServer> {
     if (options.store !== undefined) {
       context.feed = new ChangeFeed(options.store, {
         shardCount: engine.layout.shardCount,
-        partitionCount: engine.layout.partitionCount,
         recentRowsMax: limits.feedRecentRowsMax,
         ...(engine.onDurable === undefined ? {} : { notices: (listener) => engine.onDurable!(listener) }),
       });

@@ -620,6 +620,7 @@ export class Engine extends Router {
       taken.push(await snapshotFromWal(this.options.store, this.layout, this.limits, shard.shard));
       await this.snapshotter.applyRetention(shard.shard);
     }
+    await this.snapshotter.applyRetiredRetention();
     return taken;
   }
 

@@ -458,10 +458,9 @@ export async function* history(
 ): AsyncGenerator<HistoryEntry> {
   await readLayoutOrFail(store);
   // Streams beyond the current shard count may hold an older layout's rows.
-  const streamCount = await highestStreamPlusOne(store, 0);
   let rows = 0;
   let events = 0;
-  for (let stream = 0; stream < streamCount; stream++) {
+  for (const stream of await store.streams()) {
     const holders = new Set<string>();
     for await (const page of rowsOf(store, stream)) {
       for (const row of page) {
@@ -473,11 +472,4 @@ export async function* history(
       options.onProgress?.({ rows, events, stream, seq: page.at(-1)!.seq });
     }
   }
-}
-
-/** Probes streams from `from` until one is empty (an earlier layout may have had more). */
-async function highestStreamPlusOne(store: WalStore, from: number): Promise<number> {
-  let stream = from;
-  while ((await store.lastSeq(stream)) > 0) stream++;
-  return stream;
 }

@@ -110,6 +110,7 @@ export class Snapshotter {
             if (this.taken.length > 100) this.taken.shift();
             this.lastError = null;
             await this.applyRetention(stat.shard);
+            await this.applyRetiredRetention();
           },
           (error) => {
             // Try again at the next poll; the WAL still holds everything.
@@ -133,6 +134,30 @@ export class Snapshotter {
     const base = snapshots.filter((s) => s.at < horizon).at(-1);
     if (base === undefined) return { rows: 0, snapshots: 0 };
     const removed = await this.store.prune(shard, this.layout.epoch, base.seq);
+    this.pruned.rows += removed.rows;
+    this.pruned.snapshots += removed.snapshots;
+    return removed;
+  }
+
+  /**
+   * Retention of retired streams: those of an earlier layout with more shards, beyond
+   * today's shard count. Nothing of the current epoch reads them (its shards recover from
+   * the epoch's own snapshots), so once a retired stream's last row is older than the
+   * window, its rows go (but the last, which keeps the stream's position should a later
+   * layout write it again) and so do its snapshots.
+   */
+  async applyRetiredRetention(): Promise<{ rows: number; snapshots: number }> {
+    const horizon = this.now() - this.limits.walRetentionMs;
+    const removed = { rows: 0, snapshots: 0 };
+    for (const stream of await this.store.streams()) {
+      if (stream < this.layout.shardCount) continue;
+      const lastSeq = await this.store.lastSeq(stream);
+      const [last] = await this.store.read(stream, lastSeq - 1, 1);
+      if (last === undefined || last.at >= horizon) continue;
+      const pruned = await this.store.prune(stream, this.layout.epoch, lastSeq);
+      removed.rows += pruned.rows;
+      removed.snapshots += pruned.snapshots;
+    }
     this.pruned.rows += removed.rows;
     this.pruned.snapshots += removed.snapshots;
     return removed;

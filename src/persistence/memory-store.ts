@@ -21,7 +21,7 @@ import {
 
 export class MemoryWalStore implements WalStore {
   private layout: Layout | null = null;
-  private readonly streams = new Map<number, WalRow[]>();
+  private readonly rowsByStream = new Map<number, WalRow[]>();
   /** Rows removed from the front of each stream by retention: seq n sits at index n − 1 − pruned. */
   private readonly pruned = new Map<number, number>();
   private readonly snapshots: SnapshotRow[] = [];
@@ -61,6 +61,14 @@ export class MemoryWalStore implements WalStore {
     // seq is 1-based and dense, so seq n sits at index n − 1 − pruned.
     const start = Math.max(0, afterSeq - (this.pruned.get(stream) ?? 0));
     return rows.slice(start, start + limit);
+  }
+
+  async streams(): Promise<number[]> {
+    this.assertOpen();
+    return [...this.rowsByStream.entries()]
+      .filter(([, rows]) => rows.length > 0)
+      .map(([stream]) => stream)
+      .sort((a, b) => a - b);
   }
 
   async lastSeq(stream: number): Promise<number> {
@@ -143,7 +151,7 @@ export class MemoryWalStore implements WalStore {
   totals(): { rows: number; events: number } {
     let rows = 0;
     let events = 0;
-    for (const list of this.streams.values()) {
+    for (const list of this.rowsByStream.values()) {
       rows += list.length;
       for (const row of list) events += row.eventCount;
     }
@@ -155,10 +163,10 @@ export class MemoryWalStore implements WalStore {
   }
 
   private rowsOf(stream: number): WalRow[] {
-    let rows = this.streams.get(stream);
+    let rows = this.rowsByStream.get(stream);
     if (rows === undefined) {
       rows = [];
-      this.streams.set(stream, rows);
+      this.rowsByStream.set(stream, rows);
     }
     return rows;
   }

@@ -137,6 +137,10 @@ export class PgliteWalStore implements LinkableStore {
     return this.store.lastSeq(stream);
   }
 
+  streams(): Promise<number[]> {
+    return this.store.streams();
+  }
+
   writeSnapshot(snapshot: SnapshotRow): Promise<void> {
     return this.store.writeSnapshot(snapshot);
   }

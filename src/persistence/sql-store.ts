@@ -60,6 +60,19 @@ const statements = {
     timeoutMs: sqlTimeoutsMs.read,
     text: 'SELECT coalesce(max(seq), 0) AS seq FROM stockd_wal WHERE stream = $1::int',
   },
+  // A loose index scan over the primary key (stream, seq): one index probe per stream,
+  // however many rows each holds.
+  streams: {
+    name: 'stockd_streams',
+    timeoutMs: sqlTimeoutsMs.read,
+    text: `WITH RECURSIVE s AS (
+             (SELECT stream FROM stockd_wal ORDER BY stream LIMIT 1)
+             UNION ALL
+             SELECT (SELECT w.stream FROM stockd_wal w WHERE w.stream > s.stream ORDER BY w.stream LIMIT 1)
+             FROM s WHERE s.stream IS NOT NULL
+           )
+           SELECT stream FROM s WHERE stream IS NOT NULL`,
+  },
   // The window sum stops a page once it holds walReadPageBytesMax bytes; octet_length of
   // an out-of-line value reads its header only, not the value.
   read: {
@@ -226,6 +239,11 @@ export class SqlWalStore implements WalStore {
       eventCount: toNumber(row.event_count),
       payload: row.payload as Uint8Array,
     }));
+  }
+
+  async streams(): Promise<number[]> {
+    const result = await this.query(statements.streams, []);
+    return result.rows.map((row) => toNumber(row.stream));
   }
 
   async lastSeq(stream: number): Promise<number> {

@@ -68,6 +68,11 @@ export interface WalStore {
   read(stream: number, afterSeq: number, limit: number): Promise<WalRow[]>;
   /** 0 for an empty stream. */
   lastSeq(stream: number): Promise<number>;
+  /**
+   * Every stream that holds at least one row, ascending. Includes the streams of earlier
+   * layouts with more shards (retired streams), which retention and the SKU history visit.
+   */
+  streams(): Promise<number[]>;
   writeSnapshot(snapshot: SnapshotRow): Promise<void>;
   /**
    * The newest snapshot of a shard in an epoch whose payload matches its checksum, or null.

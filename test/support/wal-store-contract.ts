@@ -41,7 +41,20 @@ export function walStoreContract(
         expect(await store.readLayout()).toBeNull();
         expect(await store.lastSeq(0)).toBe(0);
         expect(await store.read(0, 0, 10)).toEqual([]);
+        expect(await store.streams()).toEqual([]);
         expect(await store.latestSnapshot(0, 1)).toBeNull();
+      }));
+
+    it('lists the streams that hold rows, ascending, gaps and all; pruned ones keep their last row', () =>
+      withStore(async (store) => {
+        // Streams 5 and 1 written, 0 and 2..4 never (a layout's shard may own no SKU).
+        for (let seq = 1; seq <= 3; seq++) await store.append(row(5, seq));
+        await store.append(row(1, 1));
+        await store.writeSnapshot(snapshot(3, 1, 7));
+        expect(await store.streams()).toEqual([1, 5]);
+        await store.prune(5, 2, 3);
+        expect(await store.streams()).toEqual([1, 5]);
+        expect((await store.read(5, 0, 10)).map((r) => r.seq)).toEqual([3]);
       }));
 
     it('stores and replaces the layout', () =>
@@ -213,6 +226,7 @@ export function walStoreContract(
         await expect(store.append(row(0, 2))).rejects.toMatchObject({ code: 'STORE_CLOSED' });
         await expect(store.read(0, 0, 10)).rejects.toMatchObject({ code: 'STORE_CLOSED' });
         await expect(store.lastSeq(0)).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+        await expect(store.streams()).rejects.toMatchObject({ code: 'STORE_CLOSED' });
         await expect(store.readLayout()).rejects.toMatchObject({ code: 'STORE_CLOSED' });
         // Closing twice is harmless (the factory's cleanup closes again).
         await store.close();
