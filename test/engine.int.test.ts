@@ -638,6 +638,58 @@ describe('regressions', () => {
     expect(await restarted.digest()).toBe(before);
   });
 
+  it('recovers with more shards after a partial commit settled every line a new part gets', async () => {
+    // Recovery into another shard count replays each old stream filtered to the SKUs a new
+    // shard owns, so one reservation's lines split into parts. A partial commit that settled
+    // all of one new part's lines made that part committed, and the release, extension,
+    // expiry or further commit of the other lines that followed then failed the lifecycle
+    // invariant ("RELEASE not allowed from committed"): the shard never recovered.
+    const store = new MemoryWalStore();
+    const clock = new ManualClock();
+    const wide = await start({ shards: 2, store, clock });
+    const [[a], [b]] = skusByShard(wide, 1) as [[string], [string]];
+    await wide.stop();
+    engines.splice(engines.indexOf(wide), 1);
+    const one = await start({ shards: 1, store, clock });
+    for (const sku of [a, b]) await ok(one, { type: 'set', sku, location: 'dc-1', onHand: 20 });
+    const hold = (reservationId: string, ttlSeconds = 600) =>
+      ok(one, {
+        type: 'reserve',
+        reservationId,
+        ttlSeconds,
+        lines: [
+          { sku: a, qty: 2 },
+          { sku: b, qty: 3 },
+        ],
+      });
+    const commit = (reservationId: string, sku: string) =>
+      ok(one, { type: 'commit', reservationId, lines: [{ sku }] });
+    await hold('then-released');
+    await commit('then-released', a);
+    await ok(one, { type: 'release', reservationId: 'then-released' });
+    await hold('then-extended', 60);
+    await commit('then-extended', b);
+    await ok(one, { type: 'extend', reservationId: 'then-extended', ttlSeconds: 120 });
+    await hold('then-expired', 60);
+    await commit('then-expired', a);
+    await hold('then-committed');
+    await commit('then-committed', b);
+    await commit('then-committed', a);
+    clock.advance(150_000); // past then-expired's TTL (then-extended's too)
+    await waitFor('the tick to expire what is due', async () => (await one.stats())[0]!.held === 0);
+    const levels = { a: await levelsOf(one, a), b: await levelsOf(one, b) };
+    expect(levels.a).toMatchObject({ onHand: 14, reserved: 0 });
+    expect(levels.b).toMatchObject({ onHand: 14, reserved: 0 });
+    await one.stop();
+    engines.splice(engines.indexOf(one), 1);
+
+    const two = await start({ shards: 2, store, clock });
+    expect({ a: await levelsOf(two, a), b: await levelsOf(two, b) }).toEqual(levels);
+    for (const { violations } of await two.inspect()) expect(violations).toEqual([]);
+    const view = await ok(two, { type: 'get', reservationId: 'then-committed' });
+    expect(view).toMatchObject({ reservation: { status: 'committed' } });
+  });
+
   it('a cross-shard partial commit is all or nothing: one bad line commits nothing on any part', async () => {
     // Router.partialCommit sent each part its lines at once: a part whose lines were fine
     // committed while another refused, and a SKU on a shard without a part was answered

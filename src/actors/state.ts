@@ -206,6 +206,11 @@ export class ShardState {
   recordCount = 0;
   /** Held reservations (status held), for stats. */
   heldCount = 0;
+  /**
+   * Set while the WAL of a layout with another shard count is replayed into this state
+   * (recovery after a change of shard count, see evolve.ts settledPart); false otherwise.
+   */
+  replayingOtherLayout = false;
 
   constructor(
     readonly limits: Limits,

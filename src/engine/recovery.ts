@@ -74,7 +74,11 @@ export async function recoverShard(store: WalStore, options: RecoverOptions): Pr
   const totals = { rows: 0, events: 0, lastAt: 0, snapshots: 0 };
   let result = core;
   for (const source of sources) {
-    const part = await rebuildShard(store, previous, source, { limits, owns: core.owns });
+    const part = await rebuildShard(store, previous, source, {
+      limits,
+      owns: core.owns,
+      otherLayout: previous.shardCount !== layout.shardCount,
+    });
     if (sources.length === 1) result = part.core;
     else mergeImage(core.state, imageOf(part.core.state));
     totals.rows += part.rows;
@@ -252,6 +256,8 @@ export async function rebuildShard(
     readonly onProgress?: ReplayProgress;
     /** Which SKUs to keep; default the shard's own under `layout` (recovery into another layout passes its own). */
     readonly owns?: OwnsSku;
+    /** The rows were written under another shard count than the state's (see ShardState.replayingOtherLayout). */
+    readonly otherLayout?: boolean;
   } = {},
 ): Promise<RebuiltShard> {
   const limits = { ...(options.limits ?? defaultLimits), partitionCount: layout.partitionCount };
@@ -271,6 +277,7 @@ export async function rebuildShard(
   let seq = fromSeq;
   let rows = 0;
   let events = 0;
+  core.state.replayingOtherLayout = options.otherLayout === true;
   pages: for await (const page of rowsOf(store, shard, fromSeq)) {
     for (const row of page) {
       if (!withinTarget(row, options)) break pages;
@@ -283,6 +290,7 @@ export async function rebuildShard(
     }
     options.onProgress?.({ rows, events, stream: shard, seq });
   }
+  core.state.replayingOtherLayout = false;
   return {
     core,
     position: { stream: shard, seq, at, fromSeq, fromSnapshot: snapshot !== null },
