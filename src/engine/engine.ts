@@ -371,18 +371,22 @@ export class Router {
     if (invalid !== null) return { rejection: Promise.resolve(invalid) };
     const bodyHash = reserveBodyHash(request);
     const known = this.directory.get(request.reservationId);
-    if (known !== undefined && known.bodyHash !== bodyHash) return { rejection: this.keyReused(request) };
+    if (known !== undefined && known.bodyHash !== bodyHash) {
+      return { rejection: this.keyReused(request, known.shards[0] ?? 0) };
+    }
     return { bodyHash, known };
   }
 
   /**
    * The answer to a reservation id reused with another body. A shard checks the channel
    * before the id, so an unknown channel is reported first here too; channels live in the
-   * shards, so ask one (this path is rare).
+   * shards, so ask one that holds a part (this path is rare): the one whose answer a single
+   * shard would give. Another shard may disagree while a channel upsert that failed on it
+   * has not been retried.
    */
-  private async keyReused(request: Reserve): Promise<Rejection> {
+  private async keyReused(request: Reserve, holder: number): Promise<Rejection> {
     if (typeof request.channel === 'string') {
-      const reply = await this.toShard(0, { type: 'channels' });
+      const reply = await this.toShard(holder, { type: 'channels' });
       if (
         reply.ok &&
         reply.kind === 'channels' &&
