@@ -746,10 +746,18 @@ describe('reserve', () => {
         .then([heldFor(cmd, [alloc('A', 'W2', 2)])]);
     });
 
-    it('an explicit location without enough is INSUFFICIENT_STOCK', () => {
+    it('an explicit location without enough is INSUFFICIENT_STOCK, with what that location has', () => {
       given(stock)
         .when(reserve('r1', [line('A', 4, 'W1')], { channel: 'web' }), T0)
-        .thenRejects('INSUFFICIENT_STOCK', { shortages: [{ sku: 'A', requested: 4, available: 11 }] });
+        .thenRejects('INSUFFICIENT_STOCK', { shortages: [{ sku: 'A', requested: 4, available: 3 }] });
+      // Two lines naming the same location are summed against it (the general allocator).
+      given(stock)
+        .when(reserve('r1', [line('A', 2, 'W1'), line('A', 2, 'W1')], { channel: 'web' }), T0)
+        .thenRejects('INSUFFICIENT_STOCK', { shortages: [{ sku: 'A', requested: 4, available: 3 }] });
+      // Lines of one SKU at different locations: the SKU's ATP is what it could give.
+      given(stock)
+        .when(reserve('r1', [line('A', 4, 'W1'), line('A', 1, 'W2')], { channel: 'web' }), T0)
+        .thenRejects('INSUFFICIENT_STOCK', { shortages: [{ sku: 'A', requested: 5, available: 11 }] });
     });
 
     it('a location not in the channel is LOCATION_NOT_IN_CHANNEL', () => {
@@ -849,10 +857,34 @@ describe('reserve', () => {
         expect(state.record('B', 'W1')).toMatchObject({ reserved: 1 });
       });
 
-      it('a retry without the stock for the missing lines is INSUFFICIENT_STOCK and changes nothing', () => {
-        given([stockSet('A', 'W1', 10), stockSet('B', 'W1', 0), cut])
-          .when(whole, T0)
+      it('a retry without the stock for the missing lines is INSUFFICIENT_STOCK and aborts the part held so far', () => {
+        // Refused for good, the client will not retry: A's units must not stay held until expiry.
+        const { state } = given([stockSet('A', 'W1', 10), stockSet('B', 'W1', 0), cut])
+          .when(whole, T0 + SECOND)
+          .thenRejects('INSUFFICIENT_STOCK', { shortages: [{ sku: 'B', requested: 1, available: 0 }] }, [
+            { type: 'ReservationAborted', at: T0 + SECOND, reservationId: 'r9' },
+          ]);
+        expect(state.reservations.has('r9')).toBe(false);
+        expect(state.record('A', 'W1')).toMatchObject({ reserved: 0 });
+      });
+
+      it('a refused retry leaves a part alone once one of its lines was committed', () => {
+        const three = reserve('r8', [line('A', 2), line('C', 1), line('B', 1)]);
+        const cutOfThree = {
+          ...heldFor(three, [alloc('A', 'W1', 2), alloc('C', 'W1', 1)]),
+          bodyHash: reserveBodyHash(three),
+        };
+        const { state } = given([
+          stockSet('A', 'W1', 10),
+          stockSet('B', 'W1', 0),
+          stockSet('C', 'W1', 10),
+          cutOfThree,
+          committed('r8', [cline('A', 'W1', 2, 0, 2)], T0 + SECOND),
+        ])
+          .when(three, T0 + 2 * SECOND)
           .thenRejects('INSUFFICIENT_STOCK', { shortages: [{ sku: 'B', requested: 1, available: 0 }] });
+        expect(state.reservations.get('r8')).toMatchObject({ status: 'held' });
+        expect(state.record('C', 'W1')).toMatchObject({ reserved: 1 });
       });
 
       it('once finished it is only replayed: a settled reservation never holds again', () => {

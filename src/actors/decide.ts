@@ -366,6 +366,12 @@ function allocate(
   return cmd.lines.length === 1 ? allocateOneLine(state, cmd, channel) : allocateLines(state, cmd, channel);
 }
 
+/** Available units of a record now (0 when there is none). */
+function freeNow(state: ShardState, sku: string, location: string): number {
+  const record = state.record(sku, location);
+  return record === undefined ? 0 : availableOf(record);
+}
+
 /** The general allocator (any number of lines). Exported for the test that compares it with the fast path. */
 export function allocateLines(
   state: ShardState,
@@ -381,6 +387,8 @@ export function allocateLines(
   const failed = new Set<string>();
   const merged = new Map<string, Allocation>();
   const locationsOf = new Map<string, readonly string[]>();
+  /** Per SKU: the location every one of its lines names, else null. */
+  const pinned = new Map<string, string | null>();
 
   const freeAt = (sku: string, location: string): number => {
     const key = `${sku}\u0000${location}`;
@@ -403,6 +411,8 @@ export function allocateLines(
   for (const line of cmd.lines) {
     const { sku, qty } = line;
     requested.set(sku, (requested.get(sku) ?? 0) + qty);
+    const pin = line.location ?? null;
+    pinned.set(sku, pinned.has(sku) && pinned.get(sku) !== pin ? null : pin);
     if (!remainingAtp.has(sku)) {
       const atp = skuAtp(state, sku, channel);
       remainingAtp.set(sku, atp);
@@ -461,7 +471,11 @@ export function allocateLines(
 
   const shortages: Shortage[] = [];
   for (const sku of failed) {
-    shortages.push({ sku, requested: requested.get(sku)!, available: initialAtp.get(sku)! });
+    // What the SKU could give: its ATP, and no more than the one location its lines all name.
+    const location = pinned.get(sku) ?? null;
+    const atp = initialAtp.get(sku)!;
+    const available = location === null ? atp : Math.min(atp, freeNow(state, sku, location));
+    shortages.push({ sku, requested: requested.get(sku)!, available });
   }
   return { allocations: [...merged.values()], shortages, misplaced: null };
 }
@@ -484,7 +498,13 @@ export function allocateOneLine(
   // Built only on the way out: the hot path (enough stock) allocates just its allocation.
   const short = (): { allocations: Allocation[]; shortages: Shortage[]; misplaced: null } => ({
     allocations: [],
-    shortages: [{ sku, requested: qty, available: atp }],
+    shortages: [
+      {
+        sku,
+        requested: qty,
+        available: line.location === undefined ? atp : Math.min(atp, freeNow(state, sku, line.location)),
+      },
+    ],
     misplaced: null,
   });
   if (atp < qty) return short();
@@ -578,6 +598,11 @@ function decideReserve(state: ShardState, cmd: Reserve, now: EpochMs): Decision 
  * with fewer shards, so the parts now live together: the retry must hold the lines that
  * were never held, or the reservation would stay incomplete until it expires. Lines
  * already held are not touched; when nothing is missing this is a plain idempotent replay.
+ *
+ * When the missing lines cannot be held, the retry is refused for good, and the client
+ * will not try again: the part held so far is aborted with the refusal, as the Router
+ * aborts the held parts of a cross-shard reserve another shard refused. Not when one of
+ * its lines was committed since: someone acted on that part, so it stays as it is.
  */
 function completeCutReservation(
   state: ShardState,
@@ -594,14 +619,18 @@ function completeCutReservation(
   if (missing.length === 0) return replayed;
   const channel = cmd.channel ? state.channels.get(cmd.channel) : undefined;
   const { allocations, shortages, misplaced } = allocate(state, { ...cmd, lines: missing }, channel);
+  const refuse = (rejection: Rejection): Decision =>
+    existing.lines.every((line) => line.committed === 0)
+      ? rejected(rejection, [{ type: 'ReservationAborted', at: now, reservationId: existing.id }])
+      : rejected(rejection);
   if (misplaced !== null) {
-    return rejected(
+    return refuse(
       reject('LOCATION_NOT_IN_CHANNEL', `location ${misplaced} is not in channel ${cmd.channel}`),
     );
   }
   if (shortages.length > 0) {
     const skus = shortages.map((s) => s.sku).join(', ');
-    return rejected(
+    return refuse(
       reject('INSUFFICIENT_STOCK', `not enough available stock to complete ${cmd.reservationId}: ${skus}`, {
         shortages,
       }),

@@ -436,11 +436,15 @@ export class ReferenceModel {
       }
     }
 
-    const shortages = [...short].map((sku) => ({
-      sku,
-      requested: requested.get(sku)!,
-      available: atpBefore.get(sku)!,
-    }));
+    // When every line of a SKU names the same location, no more than that location has.
+    const shortages = [...short].map((sku) => {
+      const named = new Set(lines.filter((line) => line.sku === sku).map((line) => line.location));
+      const [only] = [...named];
+      const record = named.size === 1 && only !== undefined ? this.record(sku, only) : undefined;
+      const atBefore =
+        named.size === 1 && only !== undefined ? (record === undefined ? 0 : available(record)) : Infinity;
+      return { sku, requested: requested.get(sku)!, available: Math.min(atpBefore.get(sku)!, atBefore) };
+    });
     return { taken, shortages };
   }
 
