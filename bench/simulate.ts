@@ -12,7 +12,8 @@
  *
  * Every check is on by default; --tolerate <issue> (repeatable) skips the check of a bug
  * parked in `knownIssues` (bench/simulation.ts) while it is being fixed. --limit name=value (repeatable) overrides
- * one of the simulation's limits, e.g. --limit finishedReservationsMax=15. --verbose prints
+ * one of the simulation's limits, e.g. --limit finishedReservationsMax=15. Process restarts
+ * sometimes come back with another shard count; --no-reshard keeps it fixed. --verbose prints
  * every action and reply, for following a replayed seed.
  */
 import { randomInt } from 'node:crypto';
@@ -34,6 +35,7 @@ const { values } = parseArgs({
     shards: { type: 'string' },
     tolerate: { type: 'string', multiple: true },
     strict: { type: 'boolean', default: false },
+    'no-reshard': { type: 'boolean', default: false },
     limit: { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', short: 'v', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -44,7 +46,7 @@ const { values } = parseArgs({
 if (values.help) {
   console.log(
     'usage: node dist/bench/simulate.js [--seed N] [--seeds COUNT] [--steps N] [--shards N]' +
-      ' [--limit name=value]... [--strict | --tolerate issue...] [--verbose]',
+      ' [--limit name=value]... [--strict | --tolerate issue...] [--no-reshard] [--verbose]',
   );
   process.exit(0);
 }
@@ -84,6 +86,7 @@ for (const issue of tolerate) {
   }
 }
 
+const reshard = !values['no-reshard'];
 const totals = new Map<string, number>();
 const started = performance.now();
 let totalSteps = 0;
@@ -103,6 +106,7 @@ for (let i = 0; i < seedCount; i++) {
       shards,
       tolerate,
       limits,
+      reshard,
       ...(values.verbose ? { log: (line: string) => console.log(line) } : {}),
       progressEvery: 50_000,
       onProgress: (partial) => {
@@ -116,7 +120,7 @@ for (let i = 0; i < seedCount; i++) {
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));
     console.error(`\nFAILED: seed=${seed} shards=${shards} steps=${steps}`);
-    console.error(`replay: ${replayCommand({ seed, shards, steps, limits, tolerate })}`);
+    console.error(`replay: ${replayCommand({ seed, shards, steps, limits, tolerate, reshard })}`);
     process.exit(1);
   }
   const seconds = (performance.now() - runStarted) / 1000;
@@ -128,7 +132,7 @@ for (let i = 0; i < seedCount; i++) {
     `ok seed=${seed} shards=${shards} steps=${steps} in ${seconds.toFixed(1)}s ` +
       `(${Math.round(steps / seconds)} steps/s) digest=${report.digest} ` +
       `crashes=${c.crashesBeforeAppend + c.crashesAfterAppend} appendFailures=${c.appendFailures} ` +
-      `restarts=${c.processRestarts} expiries=${c.expiries} crossShard=${c.crossShardReservations}`,
+      `restarts=${c.processRestarts} reshards=${c.reshards} expiries=${c.expiries} crossShard=${c.crossShardReservations}`,
   );
 }
 

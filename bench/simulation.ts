@@ -6,7 +6,8 @@
  *                                         │    └─ sometimes: crash before / after the append
  *                                         ├─ advance the ManualClock (sometimes past every TTL)
  *                                         ├─ snapshot a shard, inject a WAL append failure
- *                                         └─ restart the whole process (rare)
+ *                                         └─ restart the whole process (rare), sometimes
+ *                                              with another shard count (a new epoch)
  *
  * Every shard is an in-process lane (SimShard) that mirrors src/engine/shard-worker.ts:
  * it owns a ShardCore recovered from the shared MemoryWalStore, takes a group of queued
@@ -145,6 +146,13 @@ export interface SimulationOptions {
   readonly tolerate?: readonly KnownIssue[];
   /** Receives every action and every reply, for following a replayed seed (--verbose). */
   readonly log?: (line: string) => void;
+  /**
+   * Whether a process restart may change the shard count (default true): the new process
+   * recovers every shard from all the old streams, snapshots each under a new epoch and
+   * records the layout, as Engine.start does. Parts of a cross-shard reservation cut by the
+   * restart then meet on one shard.
+   */
+  readonly reshard?: boolean;
   /** Steps between "replay equals live state" checks; default 50. */
   readonly checkEvery?: number;
   /** Called every `progressEvery` steps (default 10,000) with the report so far. */
@@ -207,6 +215,8 @@ export interface SimulationCounters {
   crashesAfterAppend: number;
   appendFailures: number;
   processRestarts: number;
+  /** Process restarts that changed the shard count. */
+  reshards: number;
   /** Shard cores rebuilt from the WAL (crashes, append failures, process restarts). */
   recoveries: number;
   snapshots: number;
@@ -248,6 +258,7 @@ function emptyCounters(): SimulationCounters {
     crashesAfterAppend: 0,
     appendFailures: 0,
     processRestarts: 0,
+    reshards: 0,
     recoveries: 0,
     snapshots: 0,
     replayChecks: 0,
@@ -263,21 +274,23 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
 
 /** The command lines that replay a run exactly (printed with every failure). */
 export function replayCommand(
-  options: Pick<SimulationOptions, 'seed' | 'shards' | 'steps' | 'limits' | 'tolerate'>,
+  options: Pick<SimulationOptions, 'seed' | 'shards' | 'steps' | 'limits' | 'tolerate' | 'reshard'>,
 ): string {
   const { seed, shards, steps } = options;
   const tolerate = options.tolerate ?? [];
   const limits = Object.entries(options.limits ?? {}).map(([name, value]) => ` --limit ${name}=${value}`);
   // The test tolerates every known issue unless SIM_STRICT=1; it has no way to set limits.
   const strictTest = tolerate.length === knownIssues.length ? '' : 'SIM_STRICT=1 ';
+  const noReshard = options.reshard === false ? ' --no-reshard' : '';
   const test =
-    limits.length > 0 || (tolerate.length > 0 && tolerate.length < knownIssues.length)
+    limits.length > 0 || noReshard !== '' || (tolerate.length > 0 && tolerate.length < knownIssues.length)
       ? ''
       : `${strictTest}SIM_SEED=${seed} SIM_SHARDS=${shards} SIM_STEPS=${steps} npx vitest run --project sim\n    or: `;
   const cli =
     `npm run build && node dist/bench/simulate.js --seed ${seed} --shards ${shards} --steps ${steps}` +
     (tolerate.length === 0 ? ' --strict' : tolerate.map((issue) => ` --tolerate ${issue}`).join('')) +
-    limits.join('');
+    limits.join('') +
+    noReshard;
   return test + cli;
 }
 
@@ -649,8 +662,17 @@ function isInjectedAppendFailure(error: unknown): boolean {
   return error instanceof Error && error.message === 'injected WAL append failure';
 }
 
-/** The store as a recovery sees it when no snapshot exists: the whole WAL replays. */
-function withoutSnapshots(store: WalStore): WalStore {
+/**
+ * The store as a recovery sees it when no snapshot exists: the whole WAL replays. After a
+ * reshard the epoch's first snapshots (`epochBase`, per shard) stay: nothing before them
+ * can be replayed under the new layout, so the check replays everything after them.
+ */
+function withoutSnapshots(store: WalStore, epochBase: ReadonlyMap<number, number>): WalStore {
+  const base = async (shard: number, epoch: number, atOrBefore = Number.MAX_SAFE_INTEGER) => {
+    const seq = epochBase.get(shard);
+    if (seq === undefined || seq > atOrBefore) return null;
+    return store.snapshotAtOrBefore(shard, epoch, seq);
+  };
   return {
     readLayout: () => store.readLayout(),
     writeLayout: (layout) => store.writeLayout(layout),
@@ -659,9 +681,12 @@ function withoutSnapshots(store: WalStore): WalStore {
     lastSeq: (stream) => store.lastSeq(stream),
     streams: () => store.streams(),
     writeSnapshot: (snapshot) => store.writeSnapshot(snapshot),
-    latestSnapshot: async () => null,
-    snapshotAtOrBefore: async () => null,
-    listSnapshots: async () => [],
+    latestSnapshot: (shard, epoch) => base(shard, epoch),
+    snapshotAtOrBefore: (shard, epoch, seq) => base(shard, epoch, seq),
+    listSnapshots: async (shard, epoch) => {
+      const snapshot = await base(shard, epoch);
+      return snapshot === null ? [] : [{ seq: snapshot.seq, at: snapshot.at }];
+    },
     prune: (stream, epoch, throughSeq) => store.prune(stream, epoch, throughSeq),
     close: () => store.close(),
   };
@@ -686,14 +711,27 @@ const faultRates = {
   appendFailure: 0.006,
   /** Per step: the whole process restarts (every lane, the Router and its directory). */
   processRestart: 0.0015,
+  /** Per process restart (unless options.reshard is false): it comes back with another shard count. */
+  reshard: 0.5,
 };
+
+/** Shard counts a reshard picks from: 1 up to one more than the run started with (at least 2). */
+const reshardHeadroom = 1;
 
 class Simulation {
   readonly seed: number;
   readonly steps: number;
   readonly limits: Limits;
-  readonly layout: Layout;
+  /** Changes when a process restart reshards (shard count, epoch + 1). */
+  layout: Layout;
   readonly rng: Prng;
+  /**
+   * The reshard decisions draw from their own generator, so that turning resharding off
+   * leaves every other draw of a seed as it was.
+   */
+  private readonly reshardRng: Prng;
+  /** Per shard of the current epoch (> 1): the seq of the snapshot the epoch began with. */
+  private epochBase = new Map<number, number>();
   readonly clock = new ManualClock();
   readonly store = new MemoryWalStore();
   private readonly checkEvery: number;
@@ -767,6 +805,7 @@ class Simulation {
     this.tolerated = new Set(options.tolerate ?? []);
     this.log = options.log;
     this.rng = new Prng(options.seed);
+    this.reshardRng = new Prng(options.seed ^ 0x5eed_5eed);
     this.workload = new Workload(
       this.rng,
       (sku, location) => this.ackedVersions.get(`${sku}\u0000${location}`)?.version ?? 0,
@@ -812,7 +851,7 @@ class Simulation {
     return {
       seed: this.seed,
       steps: this.steps,
-      shards: this.layout.shardCount,
+      shards: this.options.shards,
       digest: digestOfLines(lines),
       trace: `${this.traceH1.toString(16)}:${this.traceH2.toString(16)}`,
       counters: { ...this.counters },
@@ -827,7 +866,8 @@ class Simulation {
     const where = this.step > this.steps ? `end (after ${this.steps} steps)` : String(this.step);
     return new Error(
       `simulation failed at seed=${this.seed} step=${where}: ${detail}\n` +
-        `  shards=${this.layout.shardCount} steps=${this.steps}\n` +
+        `  shards=${this.options.shards} steps=${this.steps}` +
+        `${this.layout.epoch > 1 ? ` (now ${this.layout.shardCount} shard(s), epoch ${this.layout.epoch})` : ''}\n` +
         `  replay: ${replayCommand(this.options)}\n` +
         `  last actions:\n    ${this.lastActions.items.join('\n    ')}`,
     );
@@ -1426,6 +1466,10 @@ class Simulation {
           diffLines(canonicalLines([shard.core.state]), canonicalLines([fresh.core.state])),
       );
     }
+    await this.writeSnapshotOf(shard);
+  }
+
+  private async writeSnapshotOf(shard: SimShard): Promise<void> {
     const payload = encode(imageOf(shard.core.state));
     await this.store.writeSnapshot({
       shard: shard.shard,
@@ -1459,7 +1503,13 @@ class Simulation {
    * follow-ups of the old Router find dead lanes, and a new process recovers every shard.
    */
   private async restartProcess(): Promise<void> {
-    this.note('restart the process');
+    const previous = this.layout;
+    const shardCount = this.nextShardCount();
+    this.note(
+      shardCount === previous.shardCount
+        ? 'restart the process'
+        : `restart the process with ${shardCount} shard(s) instead of ${previous.shardCount}`,
+    );
     this.counters.processRestarts++;
     for (const shard of this.shards) {
       shard.alive = false;
@@ -1467,9 +1517,49 @@ class Simulation {
       for (const envelope of shard.pending.splice(0)) this.deliver(envelope, failure);
     }
     await drainMicrotasks();
-    await this.startProcess(this.layout);
+    if (shardCount !== previous.shardCount) {
+      this.counters.reshards++;
+      this.layout = { ...previous, shardCount, epoch: previous.epoch + 1 };
+      this.rehomeAcknowledged();
+    }
+    await this.startProcess(previous);
+    if (this.layout.epoch !== previous.epoch) {
+      // As shard-worker.ts recover(): every shard of the new layout is imaged under the new
+      // epoch before the layout is recorded, so recovery never needs the old streams again.
+      this.epochBase = new Map();
+      for (const shard of this.shards) {
+        await this.writeSnapshotOf(shard);
+        this.epochBase.set(shard.shard, shard.seq);
+      }
+      await this.store.writeLayout(this.layout);
+    }
     this.counters.recoveries += this.shards.length;
     for (const shard of this.shards) this.checkShard(shard, 'after a process restart');
+  }
+
+  /** After a reshard: what was acknowledged on an old shard is now owed by the SKU's new shard. */
+  private rehomeAcknowledged(): void {
+    this.ownerCache.clear();
+    for (const [compound, acked] of this.ackedVersions)
+      this.ackedVersions.set(compound, { ...acked, shard: this.ownerOf(acked.sku) });
+    for (const [compound, key] of this.ackedKeys) {
+      const sku = compound.slice(0, compound.indexOf('\u0000'));
+      this.ackedKeys.set(compound, { ...key, shard: this.ownerOf(sku) });
+    }
+    // A key the cap forgot on an old shard stays forgotten on the new one: if any old shard
+    // reached the cap, no new shard's keys are checked any more.
+    const capped = this.keyCapReached.size > 0;
+    this.keyCapReached.clear();
+    if (capped) for (let shard = 0; shard < this.layout.shardCount; shard++) this.keyCapReached.add(shard);
+  }
+
+  /** The shard count the restarting process comes back with. */
+  private nextShardCount(): number {
+    const current = this.layout.shardCount;
+    if (this.options.reshard === false || !this.reshardRng.chance(faultRates.reshard)) return current;
+    const most = Math.max(2, this.options.shards + reshardHeadroom);
+    const others = Array.from({ length: most }, (_, i) => i + 1).filter((count) => count !== current);
+    return this.reshardRng.pick(others);
   }
 
   /** Runs every mailbox (without faults) until no request is queued or unanswered. */
@@ -1564,13 +1654,17 @@ class Simulation {
 
   /** Replay equals live state: each shard recovered from the store must equal the live one. */
   private async checkReplay(fullWal: boolean): Promise<void> {
-    const store = fullWal ? withoutSnapshots(this.store) : this.store;
+    const store = fullWal ? withoutSnapshots(this.store, this.epochBase) : this.store;
     for (const shard of this.shards) {
       // A degraded core holds a group that never became durable: nothing to compare yet.
       if (shard.degraded) continue;
       const fresh = await this.recoverFresh(shard, store, 'for a replay check');
       this.counters.replayChecks++;
-      const source = fullWal ? 'the whole WAL' : 'snapshot + WAL';
+      const source = !fullWal
+        ? 'snapshot + WAL'
+        : this.layout.epoch === 1
+          ? 'the whole WAL'
+          : `the epoch's first snapshot + all the WAL after it`;
       if (fresh.seq !== shard.seq) {
         this.fail(
           `replay of shard ${shard.shard} from ${source} ends at seq ${fresh.seq}, live is at ${shard.seq}`,

@@ -66,6 +66,7 @@ describe('deterministic simulation', () => {
     expect(sum((r) => r.counters.crashesBeforeAppend)).toBeGreaterThan(0);
     expect(sum((r) => r.counters.crashesAfterAppend)).toBeGreaterThan(0);
     expect(sum((r) => r.counters.processRestarts)).toBeGreaterThan(0);
+    expect(sum((r) => r.counters.reshards)).toBeGreaterThan(0);
     expect(sum((r) => r.counters.snapshots)).toBeGreaterThan(0);
     expect(sum((r) => r.counters.expectationsChecked)).toBeGreaterThan(0);
   });
@@ -82,6 +83,8 @@ describe('regressions found by the simulation', () => {
       shards: 3,
       steps: 642,
       tolerate: [],
+      // Found before restarts could change the shard count: the seed's path as it was then.
+      reshard: false,
     });
     await expect(run).resolves.toMatchObject({ counters: expect.any(Object) });
   });
@@ -92,6 +95,8 @@ describe('regressions found by the simulation', () => {
       shards: 3,
       steps: 6_075,
       tolerate: [],
+      // Found before restarts could change the shard count: the seed's path as it was then.
+      reshard: false,
     });
     await expect(run).resolves.toMatchObject({ counters: expect.any(Object) });
   });
@@ -102,7 +107,30 @@ describe('regressions found by the simulation', () => {
       shards: 2,
       steps: 146,
       tolerate: [],
+      // Found before restarts could change the shard count: the seed's path as it was then.
+      reshard: false,
     });
+    await expect(run).resolves.toMatchObject({ counters: expect.any(Object) });
+  });
+
+  it('settled-part-after-reshard: recovery into more shards after a partial commit that settled one new part', async () => {
+    // The process came back with 2 shards instead of 1; a reservation's partial commit had
+    // settled every line one new shard got, and the release that followed broke recovery.
+    const run = runSimulation({ seed: 3, shards: 1, steps: 16_020, tolerate: [] });
+    await expect(run).resolves.toMatchObject({ counters: expect.any(Object) });
+  });
+
+  it('refused-completion-leaves-hold: a retry refused for good after a reshard leaves no part held', async () => {
+    // A crash cut r-8 (one part held), the process came back with fewer shards, and the
+    // retry could not hold the missing line: INSUFFICIENT_STOCK, yet the held part stayed.
+    const run = runSimulation({ seed: 118, shards: 2, steps: 250, tolerate: [] });
+    await expect(run).resolves.toMatchObject({ counters: expect.any(Object) });
+  });
+
+  it('key-reused-asks-wrong-shard: an id reused with another body is judged by a shard holding the reservation', async () => {
+    // A channel upsert failed on shard 0 only; the Router asked shard 0 whether the channel
+    // exists and answered UNKNOWN_CHANNEL for a reservation shard 1 holds in that channel.
+    const run = runSimulation({ seed: 5024, shards: 3, steps: 780, tolerate: [] });
     await expect(run).resolves.toMatchObject({ counters: expect.any(Object) });
   });
 
@@ -114,6 +142,8 @@ describe('regressions found by the simulation', () => {
       steps: 600,
       limits: { finishedReservationsMax: 15 },
       tolerate: [],
+      // Found before restarts could change the shard count: the seed's path as it was then.
+      reshard: false,
     });
     await expect(run).resolves.toMatchObject({ counters: expect.any(Object) });
   });
