@@ -495,6 +495,7 @@ export function allocateOneLine(
     return { allocations: [], shortages: [], misplaced: line.location };
   }
   const atp = skuAtp(state, sku, channel);
+  const freeAt = (location: string): number => freeNow(state, sku, location);
   // Built only on the way out: the hot path (enough stock) allocates just its allocation.
   const short = (): { allocations: Allocation[]; shortages: Shortage[]; misplaced: null } => ({
     allocations: [],
@@ -502,16 +503,12 @@ export function allocateOneLine(
       {
         sku,
         requested: qty,
-        available: line.location === undefined ? atp : Math.min(atp, freeNow(state, sku, line.location)),
+        available: line.location === undefined ? atp : Math.min(atp, freeAt(line.location)),
       },
     ],
     misplaced: null,
   });
   if (atp < qty) return short();
-  const freeAt = (location: string): number => {
-    const record = state.record(sku, location);
-    return record === undefined ? 0 : availableOf(record);
-  };
   if (line.location !== undefined) {
     return freeAt(line.location) >= qty
       ? { allocations: [{ sku, location: line.location, qty }], shortages: noShortages, misplaced: null }
