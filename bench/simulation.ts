@@ -54,7 +54,7 @@ import type { Sink } from '../src/engine/shard-handle.js';
 import { type Rejection, reject } from '../src/errors.js';
 import { checksumOf, decode, encode, encodeEvents } from '../src/persistence/codec.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
-import { type Layout, WalSequenceError, type WalStore } from '../src/persistence/wal.js';
+import { delegatingStore, type Layout, WalSequenceError, type WalStore } from '../src/persistence/wal.js';
 
 /* ------------------------------------------------------------------------------ PRNG */
 
@@ -673,23 +673,14 @@ function withoutSnapshots(store: WalStore, epochBase: ReadonlyMap<number, number
     if (seq === undefined || seq > atOrBefore) return null;
     return store.snapshotAtOrBefore(shard, epoch, seq);
   };
-  return {
-    readLayout: () => store.readLayout(),
-    writeLayout: (layout) => store.writeLayout(layout),
-    append: (row) => store.append(row),
-    read: (stream, afterSeq, limit) => store.read(stream, afterSeq, limit),
-    lastSeq: (stream) => store.lastSeq(stream),
-    streams: () => store.streams(),
-    writeSnapshot: (snapshot) => store.writeSnapshot(snapshot),
+  return delegatingStore(store, {
     latestSnapshot: (shard, epoch) => base(shard, epoch),
     snapshotAtOrBefore: (shard, epoch, seq) => base(shard, epoch, seq),
     listSnapshots: async (shard, epoch) => {
       const snapshot = await base(shard, epoch);
       return snapshot === null ? [] : [{ seq: snapshot.seq, at: snapshot.at }];
     },
-    prune: (stream, epoch, throughSeq) => store.prune(stream, epoch, throughSeq),
-    close: () => store.close(),
-  };
+  });
 }
 
 /** Lines only in `a`, then lines only in `b` (at most a few of each), for failure messages. */

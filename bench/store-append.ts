@@ -33,7 +33,7 @@ import pg from 'pg';
 import { PgWalStore } from '../src/persistence/pg-store.js';
 import { PgliteWalStore } from '../src/persistence/pglite-store.js';
 import { linkStore, type StoreLink, storeFromLink } from '../src/persistence/store-link.js';
-import { type WalStore, walReadPageRows } from '../src/persistence/wal.js';
+import { delegatingStore, type WalStore, walReadPageRows } from '../src/persistence/wal.js';
 import { describeMachine, envNumber } from './machine.js';
 
 interface AppenderInit {
@@ -86,20 +86,7 @@ async function appender(init: AppenderInit): Promise<AppenderResult> {
 
 /** A store with no direct line for workers: linkStore then bridges through this thread. */
 function bridgedOnly(store: WalStore): WalStore {
-  return {
-    readLayout: () => store.readLayout(),
-    writeLayout: (layout) => store.writeLayout(layout),
-    append: (row) => store.append(row),
-    read: (stream, afterSeq, limit) => store.read(stream, afterSeq, limit),
-    lastSeq: (stream) => store.lastSeq(stream),
-    streams: () => store.streams(),
-    writeSnapshot: (snapshot) => store.writeSnapshot(snapshot),
-    latestSnapshot: (shard, epoch) => store.latestSnapshot(shard, epoch),
-    snapshotAtOrBefore: (shard, epoch, seq) => store.snapshotAtOrBefore(shard, epoch, seq),
-    listSnapshots: (shard, epoch) => store.listSnapshots(shard, epoch),
-    prune: (stream, epoch, throughSeq) => store.prune(stream, epoch, throughSeq),
-    close: async () => {},
-  };
+  return delegatingStore(store, { close: async () => {} });
 }
 
 async function runCase(

@@ -93,6 +93,40 @@ export interface WalStore {
   close(): Promise<void>;
 }
 
+/** Every method of WalStore, so a wrapper cannot miss one added later (checked below). */
+const walStoreMethods = [
+  'readLayout',
+  'writeLayout',
+  'append',
+  'read',
+  'lastSeq',
+  'streams',
+  'writeSnapshot',
+  'latestSnapshot',
+  'snapshotAtOrBefore',
+  'listSnapshots',
+  'prune',
+  'close',
+] as const satisfies ReadonlyArray<keyof WalStore>;
+const everyMethodListed: Exclude<keyof WalStore, (typeof walStoreMethods)[number]> extends never
+  ? true
+  : false = true;
+void everyMethodListed;
+
+/**
+ * A plain WalStore that forwards every call to `inner` except those in `overrides`: for
+ * views of a store (without snapshots, without a direct line for workers). Only the
+ * WalStore methods are forwarded, so extras of `inner` (e.g. linkForWorker) stay hidden.
+ */
+export function delegatingStore(inner: WalStore, overrides: Partial<WalStore> = {}): WalStore {
+  const view: Record<string, unknown> = {};
+  for (const method of walStoreMethods) {
+    const own = inner[method] as (...args: unknown[]) => unknown;
+    view[method] = overrides[method] ?? ((...args: unknown[]) => own.apply(inner, args));
+  }
+  return view as unknown as WalStore;
+}
+
 export class WalSequenceError extends Error {
   readonly code = 'WAL_SEQUENCE';
   constructor(stream: number, expected: number, got: number) {
