@@ -63,6 +63,11 @@ export interface Rejection {
   readonly shortages?: readonly Shortage[];
   /** For VERSION_CONFLICT: the record's current version. */
   readonly currentVersion?: number;
+  /**
+   * For RESERVATION_NOT_HELD from a shard: the status of that shard's part, so the router
+   * can tell a part settled by a partial commit from a reservation that is over.
+   */
+  readonly reservationStatus?: 'committed' | 'released' | 'expired' | 'aborted';
 }
 
 export function reject(code: ErrorCode, detail: string, extra?: Partial<Rejection>): Rejection {

@@ -170,6 +170,32 @@ describe('verify', () => {
   });
 });
 
+describe('verify after a change of shard count', () => {
+  it('checks the rows of a stream the smaller layout retired, and says it is retired', async () => {
+    const { store, engine, clock } = await scenario(3);
+    const retired = await store.read(2, 0, 1_000);
+    expect(retired.length).toBeGreaterThan(0);
+    await engine.stop();
+    engines.length = 0;
+    const narrow = await startEngine(store, 2, clock);
+    await narrow.stop();
+    engines.length = 0;
+    const healthy = await verify(store);
+    expect(healthy.problems).toEqual([]);
+    expect(healthy.streams.map((s) => s.stream)).toEqual([0, 1, 2]);
+    expect(healthy.notes.join('\n')).toMatch(/stream 2 is retired \(the layout has 2 shards\)/);
+
+    const tampered = new TamperedStore(store, 2);
+    const last = retired.at(-1)!;
+    tampered.rows.set(last.seq, { ...last, payload: Uint8Array.from([0xc1, 0xc1, 0xc1]) });
+    const report = await verify(tampered);
+    expect(report.ok).toBe(false);
+    expect(report.problems).toEqual([
+      expect.stringMatching(`^stream 2 seq ${last.seq}: payload does not decode`),
+    ]);
+  });
+});
+
 describe('export and history', () => {
   it('exports every stock record, each open reservation once (whole), and channels', async () => {
     const { store } = await scenario(2);
@@ -211,15 +237,19 @@ describe('export and history', () => {
 
 /** A read view of a store with some rows or the snapshot replaced: corruption on demand. */
 class TamperedStore implements WalStore {
+  /** Replacement rows of `stream`, by seq. */
   readonly rows = new Map<number, WalRow>();
   snapshot: SnapshotRow | null = null;
-  constructor(private readonly inner: WalStore) {}
+  constructor(
+    private readonly inner: WalStore,
+    private readonly stream = 0,
+  ) {}
   readLayout = () => this.inner.readLayout();
   writeLayout = () => Promise.reject(new Error('read-only'));
   append = () => Promise.reject(new Error('read-only'));
   async read(stream: number, afterSeq: number, limit: number): Promise<WalRow[]> {
     const rows = await this.inner.read(stream, afterSeq, limit);
-    return rows.map((row) => (stream === 0 ? (this.rows.get(row.seq) ?? row) : row));
+    return rows.map((row) => (stream === this.stream ? (this.rows.get(row.seq) ?? row) : row));
   }
   lastSeq = (stream: number) => this.inner.lastSeq(stream);
   streams = () => this.inner.streams();

@@ -1,9 +1,12 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createActor } from 'xstate';
 import {
+  combineOutcomes,
   initialReservationState,
   isTerminal,
   machineNextState,
+  type PartOutcome,
   reservationEvents,
   reservationMachine,
   reservationStates,
@@ -51,6 +54,55 @@ describe('reservation lifecycle', () => {
     });
   });
 });
+
+describe('combineOutcomes: the parts of a cross-shard reservation as one shard would report them', () => {
+  const part = (status: PartOutcome['status'], finishedAt = 0): PartOutcome => ({ status, finishedAt });
+
+  it('is held while any part holds', () => {
+    expect(combineOutcomes(part('committed', 5), part('held'))).toEqual(part('held'));
+    expect(combineOutcomes(part('held'), part('released', 9))).toEqual(part('held'));
+  });
+
+  it('takes the part that finished last: a line committed, then the rest released, reads released', () => {
+    expect(combineOutcomes(part('committed', 1_000), part('released', 2_000))).toEqual(
+      part('released', 2_000),
+    );
+    expect(combineOutcomes(part('expired', 3_000), part('committed', 1_000))).toEqual(part('expired', 3_000));
+    expect(combineOutcomes(part('committed', 1_000), part('committed', 2_000))).toEqual(
+      part('committed', 2_000),
+    );
+  });
+
+  it('in the same millisecond, released or expired come after committed, released after expired', () => {
+    expect(combineOutcomes(part('released', 7), part('committed', 7)).status).toBe('released');
+    expect(combineOutcomes(part('committed', 7), part('expired', 7)).status).toBe('expired');
+    expect(combineOutcomes(part('expired', 7), part('released', 7)).status).toBe('released');
+  });
+
+  it('does not depend on the order of the parts (any shard count, any merge order)', () => {
+    const outcome = fc.oneof(
+      fc.constant(part('held')),
+      fc.record({
+        status: fc.constantFrom('committed', 'released', 'expired', 'aborted' as const),
+        finishedAt: fc.integer({ min: 1, max: 5 }),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(outcome, { minLength: 1, maxLength: 6 }), fc.nat(), (parts, seed) => {
+        const shuffled = [...parts].sort((a, b) => (hashOf(a, seed) - hashOf(b, seed)) | 0);
+        const left = parts.reduce((a, b) => combineOutcomes(a, b));
+        const right = shuffled.reduceRight((a, b) => combineOutcomes(b, a));
+        expect(right).toEqual(left);
+        if (parts.some((p) => p.status === 'held')) expect(left).toEqual(part('held'));
+        else expect(left.finishedAt).toBe(Math.max(...parts.map((p) => p.finishedAt)));
+      }),
+    );
+  });
+});
+
+function hashOf(outcome: PartOutcome, seed: number): number {
+  return Math.imul(outcome.finishedAt * 31 + outcome.status.length + seed, 2654435761);
+}
 
 describe('shard lifecycle', () => {
   it('recovers, degrades on WAL failure, retries and stops', () => {

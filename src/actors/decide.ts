@@ -9,7 +9,7 @@
  * and then rejects the command as RESERVATION_NOT_HELD.
  */
 import type { Limits } from '../config.js';
-import { type Rejection, reject, type Shortage } from '../errors.js';
+import { invariant, type Rejection, reject, type Shortage } from '../errors.js';
 import { hash53, hash53Pieces } from './hash.js';
 import { availableOf, type Channel, type Reservation, type ShardState, type StockRecord } from './state.js';
 import type {
@@ -665,7 +665,13 @@ function isDecision(value: Reservation | Decision): value is Decision {
 }
 
 function notHeld(reservation: Reservation): Decision {
-  return rejected(reject('RESERVATION_NOT_HELD', `reservation ${reservation.id} is ${reservation.status}`));
+  const status = reservation.status;
+  invariant(status !== 'held', 'notHeld() of a held reservation');
+  return rejected(
+    reject('RESERVATION_NOT_HELD', `reservation ${reservation.id} is ${status}`, {
+      reservationStatus: status,
+    }),
+  );
 }
 
 function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {

@@ -4,6 +4,7 @@
  * checked by comparing digests (simulation, recovery tests, `stockd replay --verify`).
  */
 import { hash53 } from './hash.js';
+import { combineOutcomes, type ReservationMachineState } from './reservation-machine.js';
 import type { ShardState, StockRecord } from './state.js';
 
 export function canonicalLines(states: readonly ShardState[]): string[] {
@@ -19,7 +20,9 @@ export function canonicalLines(states: readonly ShardState[]): string[] {
     for (const r of state.reservations.values()) {
       // One header per reservation part and one line per reservation line, so the parts of a
       // cross-shard reservation combine (mergeCanonicalLines) whatever the shard count.
-      lines.push(`R ${r.id} ${r.status} ${r.expiresAt} ${r.bodyHash} ${r.orderId} ${r.channel}`);
+      lines.push(
+        `R ${r.id} ${r.status} ${r.finishedAt} ${r.expiresAt} ${r.bodyHash} ${r.orderId} ${r.channel}`,
+      );
       for (const l of r.lines)
         lines.push(`L ${r.id} ${l.sku} ${l.location} ${l.qty} ${l.held} ${l.committed}`);
     }
@@ -50,19 +53,12 @@ export function digestOfLines(unsorted: readonly string[]): string {
   return `${lines.length}:${h1.toString(16)}:${h2.toString(16)}`;
 }
 
-const statusRank: Readonly<Record<string, number>> = {
-  held: 0,
-  committed: 1,
-  released: 2,
-  expired: 3,
-  aborted: 4,
-};
-
 /**
  * Canonical lines of several shards as one state: channels (replicated on every shard)
  * once, and the headers of one reservation's parts merged the way the router merges their
- * views — the least settled status (a part still holding makes it held) and the latest
- * expiry. The result does not depend on how many shards the state was spread over.
+ * views — the status one shard holding every line would have (combineOutcomes) and the
+ * latest expiry. The result does not depend on how many shards the state was spread over.
+ * (One shard's own lines, `stateDigest`, keep finishedAt: replaying its WAL must reproduce it.)
  */
 export function mergeCanonicalLines(lines: readonly string[]): string[] {
   const out = new Set<string>();
@@ -79,9 +75,17 @@ export function mergeCanonicalLines(lines: readonly string[]): string[] {
       headers.set(id, fields);
       continue;
     }
-    if (statusRank[fields[2]!]! < statusRank[seen[2]!]!) seen[2] = fields[2]!;
-    if (Number(fields[3]) > Number(seen[3])) seen[3] = fields[3]!;
+    // R id status finishedAt expiresAt bodyHash orderId channel
+    const outcome = combineOutcomes(
+      { status: seen[2] as ReservationMachineState, finishedAt: Number(seen[3]) },
+      { status: fields[2] as ReservationMachineState, finishedAt: Number(fields[3]) },
+    );
+    seen[2] = outcome.status;
+    seen[3] = String(outcome.finishedAt);
+    if (Number(fields[4]) > Number(seen[4])) seen[4] = fields[4]!;
   }
-  for (const fields of headers.values()) out.add(fields.join(' '));
+  // The merged header leaves finishedAt out: it only says when a finished reservation is
+  // forgotten, and a replay on another clock (shadow traffic) expires at other moments.
+  for (const fields of headers.values()) out.add([...fields.slice(0, 3), ...fields.slice(4)].join(' '));
   return [...out];
 }

@@ -13,6 +13,7 @@ export function reservationView(reservation: Reservation): ReservationView {
     status: reservation.status === 'aborted' ? 'released' : reservation.status,
     createdAt: reservation.createdAt,
     expiresAt: reservation.expiresAt,
+    finishedAt: reservation.finishedAt,
     lines: reservation.lines.map((line) => ({
       sku: line.sku,
       location: line.location,

@@ -86,3 +86,37 @@ export const initialReservationState = getInitialSnapshot(reservationMachine)
 export function isTerminal(state: ReservationMachineState): boolean {
   return reservationEvents.every((event) => reservationTransitions[state][event] === null);
 }
+
+/** Where one part of a reservation stands: its status and when it left `held` (0 while it holds). */
+export interface PartOutcome<S extends ReservationMachineState = ReservationMachineState> {
+  readonly status: S;
+  readonly finishedAt: number;
+}
+
+/** Of two parts finished in the same millisecond, the higher one was settled last. */
+const lastAmongSimultaneous: Readonly<Record<ReservationMachineState, number>> = {
+  held: 0,
+  aborted: 1,
+  committed: 2,
+  expired: 3,
+  released: 4,
+};
+
+/**
+ * The outcome of a reservation whose lines are split into parts (one per shard it
+ * touches) as one shard holding every line would report it. That shard leaves `held`
+ * only when its last held line settles, so: held while any part holds; otherwise the
+ * status of the part that finished last. Parts finished in the same millisecond: a
+ * release or an expiry comes after a commit (it can only meet a part whose lines were all
+ * committed before, never the reverse), and of a release and an expiry either can be
+ * last — released is chosen, so the answer never depends on the order of the parts.
+ */
+export function combineOutcomes<S extends ReservationMachineState>(
+  a: PartOutcome<S>,
+  b: PartOutcome<S>,
+): PartOutcome<S> {
+  if (a.status === 'held') return a;
+  if (b.status === 'held') return b;
+  if (a.finishedAt !== b.finishedAt) return a.finishedAt > b.finishedAt ? a : b;
+  return lastAmongSimultaneous[a.status] >= lastAmongSimultaneous[b.status] ? a : b;
+}

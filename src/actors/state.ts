@@ -9,7 +9,7 @@
  */
 import type { Limits } from '../config.js';
 import { invariant } from '../errors.js';
-import type { ReservationMachineState } from './reservation-machine.js';
+import { combineOutcomes, type ReservationMachineState } from './reservation-machine.js';
 import type { ChannelView, EpochMs, StockView } from './types.js';
 
 export class StockRecord {
@@ -261,22 +261,19 @@ export class ShardState {
 
   /**
    * Merges two parts of one cross-shard reservation that end up on the same shard after a
-   * change of shard count. Lines are disjoint (each SKU lived on one old shard). The part
-   * still holding wins the status; two finished parts keep the most significant outcome.
+   * change of shard count. Lines are disjoint (each SKU lived on one old shard). The merged
+   * part reports what one shard holding every line would (combineOutcomes): held while a
+   * part holds, else the status of the part that finished last.
    */
   mergeReservationPart(existing: Reservation, incoming: Reservation): void {
     for (const line of incoming.lines) existing.lines.push(line);
-    const rank = { held: 0, committed: 1, released: 2, expired: 3, aborted: 4 } as const;
-    if (incoming.status === 'held' && existing.status !== 'held') {
-      this.heldCount++;
-      existing.finishedAt = 0;
-    }
-    if (rank[incoming.status] < rank[existing.status]) existing.status = incoming.status;
+    if (incoming.status === 'held' && existing.status !== 'held') this.heldCount++;
+    const outcome = combineOutcomes(existing, incoming);
+    existing.status = outcome.status;
+    existing.finishedAt = outcome.finishedAt;
     if (existing.status === 'held') {
       existing.expiresAt = Math.max(existing.expiresAt, incoming.expiresAt);
       this.expiries.push(existing.expiresAt, existing.id);
-    } else {
-      existing.finishedAt = Math.max(existing.finishedAt, incoming.finishedAt);
     }
   }
 

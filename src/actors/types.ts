@@ -300,6 +300,12 @@ export interface ReservationView {
   readonly status: ReservationStatus;
   readonly createdAt: EpochMs;
   readonly expiresAt: EpochMs;
+  /**
+   * When it left `held` (0 while held). The router merges the parts of a cross-shard
+   * reservation by it (combineOutcomes); not part of the HTTP body. Absent from views
+   * built outside the engine (the benchmark baselines), which have no parts.
+   */
+  readonly finishedAt?: EpochMs;
   readonly lines: readonly ReservationLineView[];
 }
 

@@ -17,6 +17,7 @@ import { availableParallelism } from 'node:os';
 import { reserveBodyHash, validateReserveShape } from '../actors/decide.js';
 import { digestOfLines, mergeCanonicalLines } from '../actors/digest.js';
 import { shardOf } from '../actors/hash.js';
+import { combineOutcomes } from '../actors/reservation-machine.js';
 import type { Abort, Commit, Reply, Request, ReservationView, Reserve } from '../actors/types.js';
 import { assertLimits, defaultLimits, defaultShardCount, type Limits } from '../config.js';
 import { type ErrorCode, type Rejection, reject } from '../errors.js';
@@ -442,7 +443,37 @@ export class Router {
       return this.partialCommit(request, shards);
     }
     const replies = await Promise.all(shards.map((shard) => this.toShard(shard, request)));
+    if (request.type === 'release' || request.type === 'extend') {
+      return this.pastSettledParts(request.reservationId, shards, replies);
+    }
     return mergeReservationReplies(replies);
+  }
+
+  /**
+   * A release or an extension of a cross-shard reservation whose lines on some parts were
+   * all committed by partial commits: those parts refuse (RESERVATION_NOT_HELD, committed),
+   * while one shard holding every line would release or extend the lines still held. When
+   * another part took the command, the settled parts' views join the answer in place of
+   * their refusals; when none did, the reservation is over and the refusal stands.
+   */
+  private async pastSettledParts(
+    reservationId: string,
+    shards: readonly number[],
+    replies: readonly Reply[],
+  ): Promise<Reply> {
+    const settled = (reply: Reply) =>
+      !reply.ok && reply.code === 'RESERVATION_NOT_HELD' && reply.reservationStatus === 'committed';
+    if (!replies.some(settled) || !replies.some((reply) => reply.ok)) return mergeReservationReplies(replies);
+    const views = await Promise.all(
+      shards
+        .filter((_, i) => settled(replies[i]!))
+        .map((shard) => this.toShard(shard, { type: 'get', reservationId })),
+    );
+    // Whether the command was a repeat is for the parts that took it to say.
+    const asRepeats = views.map((view) =>
+      view.ok && view.kind === 'reservation' ? { ...view, replayed: true } : view,
+    );
+    return mergeReservationReplies([...replies.filter((reply) => !settled(reply)), ...asRepeats]);
   }
 
   /**
@@ -673,13 +704,6 @@ export class Engine extends Router {
   }
 }
 
-const statusRank: Record<ReservationView['status'], number> = {
-  held: 0,
-  committed: 1,
-  released: 2,
-  expired: 3,
-};
-
 /** One view of a reservation from its parts on several shards. */
 export function mergeReservationReplies(replies: readonly Reply[]): Reply {
   const views: ReservationView[] = [];
@@ -699,12 +723,11 @@ export function mergeReservationReplies(replies: readonly Reply[]): Reply {
   }
   if (views.length === 0) return notFound ?? reject('RESERVATION_NOT_FOUND', 'no such reservation');
   if (views.length === 1) return { ok: true, kind: 'reservation', reservation: views[0]!, replayed };
-  // Parts agree unless a shard expired its part a moment before another committed; the
-  // lowest-ranked (still held first) status wins so a held line is never reported settled.
-  const status = views.reduce(
-    (best, v) => (statusRank[v.status] < statusRank[best] ? v.status : best),
-    views[0]!.status,
-  );
+  // What one shard holding every line would say: held while a part holds, else the
+  // status of the part that finished last.
+  const outcome = views
+    .map((v) => ({ status: v.status, finishedAt: v.finishedAt ?? 0 }))
+    .reduce(combineOutcomes);
   const first = views[0]!;
   return {
     ok: true,
@@ -714,9 +737,10 @@ export function mergeReservationReplies(replies: readonly Reply[]): Reply {
       reservationId: first.reservationId,
       orderId: first.orderId,
       channel: first.channel,
-      status,
+      status: outcome.status,
       createdAt: Math.min(...views.map((v) => v.createdAt)),
       expiresAt: Math.max(...views.map((v) => v.expiresAt)),
+      finishedAt: outcome.finishedAt,
       lines: views.flatMap((v) => v.lines),
     },
   };
