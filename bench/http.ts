@@ -26,7 +26,7 @@
  *
  * Parameters (environment): BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (64),
  * BENCH_BATCH (1000), BENCH_BATCH_CONNECTIONS (4), BENCH_SHARDS (cores − 1), BENCH_SKUS
- * (1000), BENCH_LOAD (0.7), BENCH_RATE_LIMIT (0: off; 1: on with a limit no run reaches,
+ * (1000), BENCH_LOAD (0.7), BENCH_WARMUP (1: seconds of the open loop before it measures), BENCH_RATE_LIMIT (0: off; 1: on with a limit no run reaches,
  * to see its cost), BENCH_STORE (memory | pglite | postgres with BENCH_DATABASE_URL).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -58,6 +58,8 @@ export interface HttpBenchOptions {
   readonly shards: number;
   readonly skus: number;
   readonly loadFraction: number;
+  /** Open loop: seconds at the rate before the measured part (reported apart). */
+  readonly warmupSeconds: number;
   readonly rateLimit: boolean;
   /** Alternating rounds of the ceiling and the single reserve. */
   readonly rounds: number;
@@ -89,6 +91,9 @@ export interface OpenLoopResult {
   readonly targetPerSecond: number;
   readonly achievedPerSecond: number;
   readonly latencyMs: LatencyMs;
+  /** The warm-up before the measured part, and its latencies (null without one). */
+  readonly warmupSeconds: number;
+  readonly warmupLatencyMs: LatencyMs | null;
   readonly failures: number;
 }
 
@@ -113,6 +118,7 @@ export function optionsFromEnv(): HttpBenchOptions {
     shards: envNumber('BENCH_SHARDS', defaultShardCount(availableParallelism())),
     skus: envNumber('BENCH_SKUS', 1_000),
     loadFraction: envNumber('BENCH_LOAD', 0.7),
+    warmupSeconds: envNumber('BENCH_WARMUP', 1),
     rateLimit: envNumber('BENCH_RATE_LIMIT', 0) === 1,
     rounds: envNumber('BENCH_ROUNDS', 3),
     store: storeFromEnv(),
@@ -436,10 +442,12 @@ function rawRequest(load: Load, port: number): Buffer {
 }
 
 /**
- * Sends `rate` requests per second on a fixed schedule for `seconds` over a pool of
- * keep-alive connections. Each latency runs from the request's scheduled start, so a
- * stall anywhere (server, network, this generator, a connection still busy) is counted
- * in full: no coordinated omission.
+ * Sends `rate` requests per second on a fixed schedule for `warmupSeconds + seconds` over a
+ * pool of keep-alive connections. Each latency runs from the request's scheduled start, so
+ * a stall anywhere (server, network, this generator, a connection still busy) is counted
+ * in full: no coordinated omission. Requests scheduled in the first `warmupSeconds` (new
+ * connections, this generator's own code not yet compiled) go into a histogram of their
+ * own, reported apart, as wrk2 leaves out its calibration period.
  */
 async function openLoop(
   scenario: string,
@@ -448,20 +456,25 @@ async function openLoop(
   rate: number,
   seconds: number,
   connections: number,
+  warmupSeconds: number,
 ): Promise<OpenLoopResult> {
   const histogram = newHistogram();
-  const total = Math.max(1, Math.floor(rate * seconds));
+  const warmupHistogram = newHistogram();
+  const warmupTotal = Math.floor(rate * warmupSeconds);
+  const total = warmupTotal + Math.max(1, Math.floor(rate * seconds));
   const intervalMs = 1000 / rate;
   let failures = 0;
   const pool = Array.from({ length: connections }, () => new RawConnection(port, () => failures++));
-  const waiting: number[] = [];
+  const waiting: Array<{ scheduled: number; measured: boolean }> = [];
   let sent = 0;
   let done = 0;
   const started = performance.now() + 50;
+  let measuredFrom = started;
   await new Promise<void>((resolve) => {
-    const dispatch = (connection: RawConnection, scheduled: number): void => {
+    const dispatch = (connection: RawConnection, request: { scheduled: number; measured: boolean }): void => {
       connection.send(rawRequest(load, port), (status) => {
-        histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduled) * 1000)));
+        const micros = Math.max(1, Math.round((performance.now() - request.scheduled) * 1000));
+        (request.measured ? histogram : warmupHistogram).recordValue(micros);
         if (status >= 300) failures++;
         if (++done === total) resolve();
         // A connection that frees up takes the oldest request still waiting for one.
@@ -472,25 +485,30 @@ async function openLoop(
     const tick = (): void => {
       const now = performance.now();
       while (sent < total && started + sent * intervalMs <= now) {
-        const scheduled = started + sent * intervalMs;
+        const request = { scheduled: started + sent * intervalMs, measured: sent >= warmupTotal };
+        if (sent === warmupTotal) measuredFrom = request.scheduled;
         sent++;
         const idle = pool.find((connection) => !connection.busy);
-        if (idle === undefined) waiting.push(scheduled);
-        else dispatch(idle, scheduled);
+        if (idle === undefined) waiting.push(request);
+        else dispatch(idle, request);
       }
       if (sent < total) setTimeout(tick, Math.max(0, started + sent * intervalMs - performance.now()));
     };
     setTimeout(tick, 50);
   });
-  const elapsed = (performance.now() - started) / 1000;
+  const elapsed = (performance.now() - measuredFrom) / 1000;
   for (const connection of pool) connection.close();
   const latencyMs = latencyOf(histogram);
+  const warmupLatencyMs = warmupTotal > 0 ? latencyOf(warmupHistogram) : null;
   histogram.destroy();
+  warmupHistogram.destroy();
   return {
     scenario,
     targetPerSecond: Math.round(rate),
-    achievedPerSecond: Math.round(total / elapsed),
+    achievedPerSecond: Math.round((total - warmupTotal) / elapsed),
     latencyMs,
+    warmupSeconds,
+    warmupLatencyMs,
     failures,
   };
 }
@@ -626,6 +644,7 @@ export async function runHttpBench(options: HttpBenchOptions): Promise<HttpBench
         Math.max(1, reserve.requestsPerSecond * options.loadFraction),
         options.seconds,
         options.connections,
+        options.warmupSeconds,
       ),
     );
     closed.push(await measured(engine, 'atp GET', atpLoad(options), options.seconds, options.connections));
@@ -669,6 +688,11 @@ export function formatHttpBench(result: HttpBenchResult, options: HttpBenchOptio
   for (const r of result.open) {
     lines.push(
       `  open    ${r.scenario.padEnd(24)} ${n(r.targetPerSecond).padStart(9)} req/s scheduled (${Math.round(options.loadFraction * 100)}% of saturation), ${n(r.achievedPerSecond)} achieved · p50 ${r.latencyMs.p50} ms · p99 ${r.latencyMs.p99} ms · p999 ${r.latencyMs.p999} ms · max ${r.latencyMs.max} ms · failures ${r.failures}`,
+      ...(r.warmupLatencyMs === null
+        ? []
+        : [
+            `          (after a ${r.warmupSeconds} s warm-up at the same rate, not counted above: there p50 ${r.warmupLatencyMs.p50} ms · p99 ${r.warmupLatencyMs.p99} ms · max ${r.warmupLatencyMs.max} ms)`,
+          ]),
     );
   }
   return lines.join('\n');

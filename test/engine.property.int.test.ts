@@ -4,7 +4,9 @@
  *
  * fast-check generates a small universe (3-6 SKUs, 2-3 locations, 1-2 channels, 5
  * reservation ids, 3 adjustment keys, so repeats and conflicts are frequent) and a
- * sequence of commands and queries over it. The clock is a ManualClock that never moves,
+ * sequence of commands and queries over it, partial commits by SKU included (across the
+ * parts of a cross-shard reservation they must answer as one shard would). The clock is a
+ * ManualClock that never moves,
  * so nothing expires. Every reply's essence must equal the model's (one documented
  * exception: which code a refused multi-shard reservation reports, see expectSameReply),
  * the final state must equal the model's, and every shard's invariants must hold.
@@ -175,6 +177,12 @@ function requestArb(u: Universe, options: Options): fc.Arbitrary<Request> {
   const lines = fc.array(lineOf(sku), { minLength: 1, maxLength: 3 });
   const reserve = reserveOf(lines);
   const commit = fc.record({ type: fc.constant('commit' as const), reservationId: rid });
+  // A partial commit naming SKUs (each once): on several shards it spans parts.
+  const commitLines = fc.record({
+    type: fc.constant('commit' as const),
+    reservationId: rid,
+    lines: fc.uniqueArray(sku, { minLength: 1, maxLength: 2 }).map((skus) => skus.map((s) => ({ sku: s }))),
+  });
   const release = fc.record({ type: fc.constant('release' as const), reservationId: rid });
   const extend = fc.record({
     type: fc.constant('extend' as const),
@@ -186,6 +194,7 @@ function requestArb(u: Universe, options: Options): fc.Arbitrary<Request> {
     ...skuKeyed,
     { weight: 8, arbitrary: reserve },
     { weight: 2, arbitrary: commit },
+    { weight: 2, arbitrary: commitLines },
     { weight: 2, arbitrary: release },
     { weight: 1, arbitrary: extend },
     { weight: 1, arbitrary: get },

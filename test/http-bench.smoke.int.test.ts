@@ -16,6 +16,7 @@ describe('HTTP benchmark smoke', () => {
       shards: 1,
       skus: 50,
       loadFraction: 0.5,
+      warmupSeconds: 0.2,
       rateLimit: true,
       store: 'memory',
     };
@@ -35,6 +36,8 @@ describe('HTTP benchmark smoke', () => {
     expect(result.closed[3]!.linesPerSecond).toBeGreaterThan(0);
     expect(result.open[0]!.achievedPerSecond).toBeGreaterThan(0);
     expect(result.open[0]!.failures).toBe(0);
+    expect(result.open[0]!.warmupLatencyMs?.p99).toBeGreaterThan(0);
+    expect(formatHttpBench(result, options)).toContain('warm-up');
     expect(Number.isFinite(result.reserveShareOfCeiling)).toBe(true);
     expect(formatHttpBench(result, options)).toContain('req/s');
   });

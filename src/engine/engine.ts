@@ -477,19 +477,38 @@ export class Router {
   }
 
   /**
-   * A commit of named lines of a reservation with parts on several shards, all or nothing.
-   * Each line goes to the part that owns its SKU; a SKU whose shard holds no part goes to
-   * a part that does, which refuses it as a line the reservation does not have (as one
-   * shard would). With lines on several parts, each part first checks its lines (a commit
-   * `check`: no events) and nothing is committed unless every check passed; the calls on
-   * one reservation are serialised (`serially`), so only an expiry falling due between the
-   * check and the commit can still split the outcome, as it can for a whole commit.
+   * A commit of named lines of a reservation with parts on several shards, all or nothing,
+   * answered as one shard holding every line would answer it. First the parts tell where
+   * the whole reservation stands: committed answers "replayed" whatever the lines, released
+   * or expired refuses, and only a held one goes on. Each line then goes to the part that
+   * owns its SKU; a SKU whose shard holds no part goes to a part still holding, which
+   * refuses it as a line the reservation does not have (as one shard would). With lines on
+   * several parts, each part first checks its lines (a commit `check`: no events) and
+   * nothing is committed unless every check passed; the calls on one reservation are
+   * serialised (`serially`), so only an expiry falling due between the check and the
+   * commit can still split the outcome, as it can for a whole commit.
    */
   private async partialCommit(request: Commit, shards: readonly number[]): Promise<Reply> {
+    const reservationId = request.reservationId;
+    const parts = await Promise.all(
+      shards.map((shard) => this.toShard(shard, { type: 'get', reservationId })),
+    );
+    const whole = mergeReservationReplies(parts);
+    if (!whole.ok || whole.kind !== 'reservation') return whole;
+    const status = whole.reservation.status;
+    if (status === 'committed') return { ...whole, replayed: true };
+    if (status !== 'held') {
+      return reject('RESERVATION_NOT_HELD', `reservation ${reservationId} is ${status}`, {
+        reservationStatus: status,
+      });
+    }
+    const holding = shards.find(
+      (_, i) => parts[i]!.ok && parts[i]!.kind === 'reservation' && parts[i]!.reservation.status === 'held',
+    )!;
     const byShard = new Map<number, NonNullable<Commit['lines']>[number][]>();
     for (const line of request.lines!) {
-      const owner = typeof line?.sku === 'string' ? this.shardOfSku(line.sku) : shards[0]!;
-      const shard = shards.includes(owner) ? owner : shards[0]!;
+      const owner = typeof line?.sku === 'string' ? this.shardOfSku(line.sku) : holding;
+      const shard = shards.includes(owner) ? owner : holding;
       const lines = byShard.get(shard);
       if (lines === undefined) byShard.set(shard, [line]);
       else lines.push(line);
@@ -505,12 +524,14 @@ export class Router {
       [...byShard].map(([shard, lines]) => this.toShard(shard, { ...request, lines })),
     );
     // Parts not named by the commit keep their lines held; report the whole reservation.
+    // Whether the commit was a repeat is for the named parts to say.
     if (replies.every((reply) => reply.ok)) {
-      const rest = shards.filter((shard) => !byShard.has(shard));
       const views = await Promise.all(
-        rest.map((shard) => this.toShard(shard, { type: 'get', reservationId: request.reservationId })),
+        shards
+          .filter((shard) => !byShard.has(shard))
+          .map((shard) => this.toShard(shard, { type: 'get', reservationId })),
       );
-      return mergeReservationReplies([...replies, ...views]);
+      return mergeReservationReplies([...replies, ...asRepeats(views)]);
     }
     return mergeReservationReplies(replies);
   }
@@ -702,6 +723,11 @@ export class Engine extends Router {
     const perShard = await Promise.all(this.shards.map((shard) => shard.control.canonical()));
     return digestOfLines(mergeCanonicalLines(perShard.flat()));
   }
+}
+
+/** Views of parts that did not take a command: they leave "replayed" to the parts that did. */
+function asRepeats(views: readonly Reply[]): Reply[] {
+  return views.map((view) => (view.ok && view.kind === 'reservation' ? { ...view, replayed: true } : view));
 }
 
 /** One view of a reservation from its parts on several shards. */

@@ -147,9 +147,12 @@ export class ReferenceModel {
       case 'reserve':
         return this.reserve(request, now);
       case 'commit':
-        if (request.lines !== undefined)
-          throw new Error('the reference model commits whole reservations only');
-        return this.commit(request.reservationId);
+        if (request.lines?.some((line) => line.qty !== undefined || line.location !== undefined))
+          throw new Error('the reference model commits whole lines named by SKU only');
+        return this.commit(
+          request.reservationId,
+          request.lines?.map((line) => line.sku),
+        );
       case 'release':
         return this.release(request.reservationId);
       case 'extend':
@@ -468,19 +471,33 @@ export class ReferenceModel {
     return reservation ?? fail('RESERVATION_NOT_FOUND');
   }
 
-  private commit(id: string): Reply {
+  /**
+   * A whole commit, or (skus given, each named once) a partial one: every held line of a
+   * named SKU ships in full, the other lines stay held, and the reservation is committed
+   * once nothing is held. A named SKU the reservation lacks refuses the whole commit.
+   */
+  private commit(id: string, skus?: readonly string[]): Reply {
     const reservation = this.live(id);
     if ('ok' in reservation) return reservation;
     if (reservation.status === 'committed') return reservationReply(reservation, true);
     if (reservation.status !== 'held') return fail('RESERVATION_NOT_HELD');
+    if (skus !== undefined) {
+      if (skus.length === 0 || new Set(skus).size !== skus.length) return fail('INVALID_REQUEST');
+      if (skus.some((sku) => !isId(sku) || !reservation.lines.some((line) => line.sku === sku)))
+        return fail('INVALID_REQUEST');
+    }
+    let shipped = 0;
     for (const line of reservation.lines) {
+      if (line.held === 0 || (skus !== undefined && !skus.includes(line.sku))) continue;
       const record = this.record(line.sku, line.location)!;
       record.reserved -= line.held;
       record.onHand -= Math.min(line.held, record.onHand);
       line.committed += line.held;
       line.held = 0;
+      shipped++;
     }
-    reservation.status = 'committed';
+    if (shipped === 0) return reservationReply(reservation, true);
+    if (reservation.lines.every((line) => line.held === 0)) reservation.status = 'committed';
     return reservationReply(reservation, false);
   }
 
