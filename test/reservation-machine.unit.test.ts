@@ -56,11 +56,24 @@ describe('reservation lifecycle', () => {
 });
 
 describe('combineOutcomes: the parts of a cross-shard reservation as one shard would report them', () => {
-  const part = (status: PartOutcome['status'], finishedAt = 0): PartOutcome => ({ status, finishedAt });
+  const part = (status: PartOutcome['status'], finishedAt = 0, expiresAt = 600_000): PartOutcome => ({
+    status,
+    finishedAt,
+    expiresAt,
+  });
 
-  it('is held while any part holds', () => {
+  it('is a part still holding while any part holds, the later expiry of two', () => {
     expect(combineOutcomes(part('committed', 5), part('held'))).toEqual(part('held'));
     expect(combineOutcomes(part('held'), part('released', 9))).toEqual(part('held'));
+    expect(combineOutcomes(part('held', 0, 30_000), part('held', 0, 90_000))).toEqual(
+      part('held', 0, 90_000),
+    );
+  });
+
+  it('an extension after a partial commit: the expiry of the part still holding, even when shorter', () => {
+    expect(combineOutcomes(part('committed', 1_000, 600_000), part('held', 0, 30_000))).toEqual(
+      part('held', 0, 30_000),
+    );
   });
 
   it('takes the part that finished last: a line committed, then the rest released, reads released', () => {
@@ -81,10 +94,15 @@ describe('combineOutcomes: the parts of a cross-shard reservation as one shard w
 
   it('does not depend on the order of the parts (any shard count, any merge order)', () => {
     const outcome = fc.oneof(
-      fc.constant(part('held')),
+      fc.record({
+        status: fc.constant('held' as const),
+        finishedAt: fc.constant(0),
+        expiresAt: fc.integer({ min: 1, max: 5 }),
+      }),
       fc.record({
         status: fc.constantFrom('committed', 'released', 'expired', 'aborted' as const),
         finishedAt: fc.integer({ min: 1, max: 5 }),
+        expiresAt: fc.integer({ min: 1, max: 5 }),
       }),
     );
     fc.assert(
@@ -93,15 +111,21 @@ describe('combineOutcomes: the parts of a cross-shard reservation as one shard w
         const left = parts.reduce((a, b) => combineOutcomes(a, b));
         const right = shuffled.reduceRight((a, b) => combineOutcomes(b, a));
         expect(right).toEqual(left);
-        if (parts.some((p) => p.status === 'held')) expect(left).toEqual(part('held'));
-        else expect(left.finishedAt).toBe(Math.max(...parts.map((p) => p.finishedAt)));
+        const held = parts.filter((p) => p.status === 'held');
+        if (held.length > 0) {
+          expect(left.status).toBe('held');
+          expect(left.expiresAt).toBe(Math.max(...held.map((p) => p.expiresAt)));
+        } else expect(left.finishedAt).toBe(Math.max(...parts.map((p) => p.finishedAt)));
       }),
     );
   });
 });
 
 function hashOf(outcome: PartOutcome, seed: number): number {
-  return Math.imul(outcome.finishedAt * 31 + outcome.status.length + seed, 2654435761);
+  return Math.imul(
+    outcome.finishedAt * 31 + outcome.expiresAt * 7 + outcome.status.length + seed,
+    2654435761,
+  );
 }
 
 describe('shard lifecycle', () => {

@@ -56,8 +56,7 @@ export function digestOfLines(unsorted: readonly string[]): string {
 /**
  * Canonical lines of several shards as one state: channels (replicated on every shard)
  * once, and the headers of one reservation's parts merged the way the router merges their
- * views — the status one shard holding every line would have (combineOutcomes) and the
- * latest expiry. The result does not depend on how many shards the state was spread over.
+ * views — the status and expiry one shard holding every line would have (combineOutcomes). The result does not depend on how many shards the state was spread over.
  * (One shard's own lines, `stateDigest`, keep finishedAt: replaying its WAL must reproduce it.)
  */
 export function mergeCanonicalLines(lines: readonly string[]): string[] {
@@ -76,13 +75,13 @@ export function mergeCanonicalLines(lines: readonly string[]): string[] {
       continue;
     }
     // R id status finishedAt expiresAt bodyHash orderId channel
-    const outcome = combineOutcomes(
-      { status: seen[2] as ReservationMachineState, finishedAt: Number(seen[3]) },
-      { status: fields[2] as ReservationMachineState, finishedAt: Number(fields[3]) },
-    );
-    seen[2] = outcome.status;
-    seen[3] = String(outcome.finishedAt);
-    if (Number(fields[4]) > Number(seen[4])) seen[4] = fields[4]!;
+    const part = (f: string[]) => ({
+      fields: f,
+      status: f[2] as ReservationMachineState,
+      finishedAt: Number(f[3]),
+      expiresAt: Number(f[4]),
+    });
+    headers.set(id, combineOutcomes(part(seen), part(fields)).fields);
   }
   // The merged header leaves finishedAt out: it only says when a finished reservation is
   // forgotten, and a replay on another clock (shadow traffic) expires at other moments.

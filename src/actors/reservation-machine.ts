@@ -87,10 +87,11 @@ export function isTerminal(state: ReservationMachineState): boolean {
   return reservationEvents.every((event) => reservationTransitions[state][event] === null);
 }
 
-/** Where one part of a reservation stands: its status and when it left `held` (0 while it holds). */
-export interface PartOutcome<S extends ReservationMachineState = ReservationMachineState> {
-  readonly status: S;
+/** Where one part of a reservation stands: its status, when it left `held` (0 while it holds), its expiry. */
+export interface PartOutcome {
+  readonly status: ReservationMachineState;
   readonly finishedAt: number;
+  readonly expiresAt: number;
 }
 
 /** Of two parts finished in the same millisecond, the higher one was settled last. */
@@ -103,20 +104,22 @@ const lastAmongSimultaneous: Readonly<Record<ReservationMachineState, number>> =
 };
 
 /**
- * The outcome of a reservation whose lines are split into parts (one per shard it
- * touches) as one shard holding every line would report it. That shard leaves `held`
- * only when its last held line settles, so: held while any part holds; otherwise the
- * status of the part that finished last. Parts finished in the same millisecond: a
- * release or an expiry comes after a commit (it can only meet a part whose lines were all
- * committed before, never the reverse), and of a release and an expiry either can be
- * last — released is chosen, so the answer never depends on the order of the parts.
+ * Of two parts of a reservation whose lines are split over shards, the one whose status
+ * and expiry one shard holding every line would report. That shard leaves `held` only
+ * when its last held line settles, so: a part still holding (the later expiry of two:
+ * parts that settled stopped taking extensions); otherwise the part that finished last.
+ * Parts finished in the same millisecond: a release or an expiry comes after a commit (it
+ * can only meet a part whose lines were all committed before, never the reverse), and of
+ * a release and an expiry either can be last — released is chosen. Always one of its
+ * arguments, and the same whatever their order.
  */
-export function combineOutcomes<S extends ReservationMachineState>(
-  a: PartOutcome<S>,
-  b: PartOutcome<S>,
-): PartOutcome<S> {
-  if (a.status === 'held') return a;
-  if (b.status === 'held') return b;
-  if (a.finishedAt !== b.finishedAt) return a.finishedAt > b.finishedAt ? a : b;
-  return lastAmongSimultaneous[a.status] >= lastAmongSimultaneous[b.status] ? a : b;
+export function combineOutcomes<T extends PartOutcome>(a: T, b: T): T {
+  const aHeld = a.status === 'held';
+  const bHeld = b.status === 'held';
+  if (aHeld !== bHeld) return aHeld ? a : b;
+  if (!aHeld && a.finishedAt !== b.finishedAt) return a.finishedAt > b.finishedAt ? a : b;
+  const rankA = lastAmongSimultaneous[a.status];
+  const rankB = lastAmongSimultaneous[b.status];
+  if (rankA !== rankB) return rankA > rankB ? a : b;
+  return a.expiresAt >= b.expiresAt ? a : b;
 }

@@ -263,7 +263,7 @@ export class ShardState {
    * Merges two parts of one cross-shard reservation that end up on the same shard after a
    * change of shard count. Lines are disjoint (each SKU lived on one old shard). The merged
    * part reports what one shard holding every line would (combineOutcomes): held while a
-   * part holds, else the status of the part that finished last.
+   * part holds, else the status (and expiry) of the part that finished last.
    */
   mergeReservationPart(existing: Reservation, incoming: Reservation): void {
     for (const line of incoming.lines) existing.lines.push(line);
@@ -271,10 +271,8 @@ export class ShardState {
     const outcome = combineOutcomes(existing, incoming);
     existing.status = outcome.status;
     existing.finishedAt = outcome.finishedAt;
-    if (existing.status === 'held') {
-      existing.expiresAt = Math.max(existing.expiresAt, incoming.expiresAt);
-      this.expiries.push(existing.expiresAt, existing.id);
-    }
+    existing.expiresAt = outcome.expiresAt;
+    if (existing.status === 'held') this.expiries.push(existing.expiresAt, existing.id);
   }
 
   sortAdjustmentKeys(): void {

@@ -470,10 +470,7 @@ export class Router {
         .map((shard) => this.toShard(shard, { type: 'get', reservationId })),
     );
     // Whether the command was a repeat is for the parts that took it to say.
-    const asRepeats = views.map((view) =>
-      view.ok && view.kind === 'reservation' ? { ...view, replayed: true } : view,
-    );
-    return mergeReservationReplies([...replies.filter((reply) => !settled(reply)), ...asRepeats]);
+    return mergeReservationReplies([...replies.filter((reply) => !settled(reply)), ...asRepeats(views)]);
   }
 
   /**
@@ -750,9 +747,9 @@ export function mergeReservationReplies(replies: readonly Reply[]): Reply {
   if (views.length === 0) return notFound ?? reject('RESERVATION_NOT_FOUND', 'no such reservation');
   if (views.length === 1) return { ok: true, kind: 'reservation', reservation: views[0]!, replayed };
   // What one shard holding every line would say: held while a part holds, else the
-  // status of the part that finished last.
+  // status (and expiry) of the part that finished last.
   const outcome = views
-    .map((v) => ({ status: v.status, finishedAt: v.finishedAt ?? 0 }))
+    .map((v) => ({ status: v.status, finishedAt: v.finishedAt ?? 0, expiresAt: v.expiresAt }))
     .reduce(combineOutcomes);
   const first = views[0]!;
   return {
@@ -765,7 +762,7 @@ export function mergeReservationReplies(replies: readonly Reply[]): Reply {
       channel: first.channel,
       status: outcome.status,
       createdAt: Math.min(...views.map((v) => v.createdAt)),
-      expiresAt: Math.max(...views.map((v) => v.expiresAt)),
+      expiresAt: outcome.expiresAt,
       finishedAt: outcome.finishedAt,
       lines: views.flatMap((v) => v.lines),
     },
