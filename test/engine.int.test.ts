@@ -651,7 +651,7 @@ describe('regressions', () => {
       one: await start({ shards: 1, store: stores.one, clock }),
       two: await start({ shards: 2, store: stores.two, clock }),
     };
-    const [[a], [b]] = skusByShard(engines.two, 1) as [[string], [string]];
+    const [[a, besideA], [b]] = skusByShard(engines.two, 2) as [[string, string], [string]];
     const both = async (request: Request) => {
       const [one, two] = await Promise.all([engines.one.execute(request), engines.two.execute(request)]);
       return { one, two };
@@ -688,6 +688,12 @@ describe('regressions', () => {
 
     await hold('then-released');
     await commitLine('then-released', a);
+    // A SKU the reservation lacks, on the shard of the settled part: "no such line", not "replayed".
+    expect(
+      await same({ type: 'commit', reservationId: 'then-released', lines: [{ sku: besideA }] }),
+    ).toMatchObject({
+      code: 'INVALID_REQUEST',
+    });
     clock.advance(1_000);
     expect(await same({ type: 'release', reservationId: 'then-released' })).toMatchObject({
       ok: true,

@@ -56,11 +56,12 @@ describe('reservation lifecycle', () => {
 });
 
 describe('combineOutcomes: the parts of a cross-shard reservation as one shard would report them', () => {
-  const part = (status: PartOutcome['status'], finishedAt = 0, expiresAt = 600_000): PartOutcome => ({
-    status,
-    finishedAt,
-    expiresAt,
-  });
+  const part = (
+    status: PartOutcome['status'],
+    finishedAt = 0,
+    expiresAt = 600_000,
+    extensions = 0,
+  ): PartOutcome => ({ status, finishedAt, expiresAt, extensions });
 
   it('is a part still holding while any part holds, the later expiry of two', () => {
     expect(combineOutcomes(part('committed', 5), part('held'))).toEqual(part('held'));
@@ -86,6 +87,13 @@ describe('combineOutcomes: the parts of a cross-shard reservation as one shard w
     );
   });
 
+  it('committed in the same millisecond: the part that took more extensions settled later', () => {
+    // A line committed, then an extension (to the part still holding), then the rest committed.
+    expect(combineOutcomes(part('committed', 7, 600_000, 0), part('committed', 7, 30_000, 1))).toEqual(
+      part('committed', 7, 30_000, 1),
+    );
+  });
+
   it('in the same millisecond, released or expired come after committed, released after expired', () => {
     expect(combineOutcomes(part('released', 7), part('committed', 7)).status).toBe('released');
     expect(combineOutcomes(part('committed', 7), part('expired', 7)).status).toBe('expired');
@@ -98,32 +106,42 @@ describe('combineOutcomes: the parts of a cross-shard reservation as one shard w
         status: fc.constant('held' as const),
         finishedAt: fc.constant(0),
         expiresAt: fc.integer({ min: 1, max: 5 }),
+        extensions: fc.integer({ min: 0, max: 2 }),
       }),
       fc.record({
         status: fc.constantFrom('committed', 'released', 'expired', 'aborted' as const),
         finishedAt: fc.integer({ min: 1, max: 5 }),
         expiresAt: fc.integer({ min: 1, max: 5 }),
+        extensions: fc.integer({ min: 0, max: 2 }),
       }),
     );
     fc.assert(
-      fc.property(fc.array(outcome, { minLength: 1, maxLength: 6 }), fc.nat(), (parts, seed) => {
-        const shuffled = [...parts].sort((a, b) => (hashOf(a, seed) - hashOf(b, seed)) | 0);
-        const left = parts.reduce((a, b) => combineOutcomes(a, b));
-        const right = shuffled.reduceRight((a, b) => combineOutcomes(b, a));
-        expect(right).toEqual(left);
-        const held = parts.filter((p) => p.status === 'held');
-        if (held.length > 0) {
-          expect(left.status).toBe('held');
-          expect(left.expiresAt).toBe(Math.max(...held.map((p) => p.expiresAt)));
-        } else expect(left.finishedAt).toBe(Math.max(...parts.map((p) => p.finishedAt)));
-      }),
+      fc.property(
+        fc.array(outcome, { minLength: 1, maxLength: 6 }),
+        fc.nat(),
+        (parts: PartOutcome[], seed) => {
+          const shuffled = [...parts].sort((a, b) => (hashOf(a, seed) - hashOf(b, seed)) | 0);
+          const left = parts.reduce((a, b) => combineOutcomes(a, b));
+          const right = shuffled.reduceRight((a, b) => combineOutcomes(b, a));
+          expect(right).toEqual(left);
+          const held = parts.filter((p) => p.status === 'held');
+          if (held.length > 0) {
+            expect(left.status).toBe('held');
+            const most = Math.max(...held.map((p) => p.extensions));
+            expect(left.extensions).toBe(most);
+            expect(left.expiresAt).toBe(
+              Math.max(...held.filter((p) => p.extensions === most).map((p) => p.expiresAt)),
+            );
+          } else expect(left.finishedAt).toBe(Math.max(...parts.map((p) => p.finishedAt)));
+        },
+      ),
     );
   });
 });
 
 function hashOf(outcome: PartOutcome, seed: number): number {
   return Math.imul(
-    outcome.finishedAt * 31 + outcome.expiresAt * 7 + outcome.status.length + seed,
+    outcome.finishedAt * 31 + outcome.expiresAt * 7 + outcome.extensions * 3 + outcome.status.length + seed,
     2654435761,
   );
 }

@@ -21,7 +21,7 @@ export function canonicalLines(states: readonly ShardState[]): string[] {
       // One header per reservation part and one line per reservation line, so the parts of a
       // cross-shard reservation combine (mergeCanonicalLines) whatever the shard count.
       lines.push(
-        `R ${r.id} ${r.status} ${r.finishedAt} ${r.expiresAt} ${r.bodyHash} ${r.orderId} ${r.channel}`,
+        `R ${r.id} ${r.status} ${r.finishedAt} ${r.extensions} ${r.expiresAt} ${r.bodyHash} ${r.orderId} ${r.channel}`,
       );
       for (const l of r.lines)
         lines.push(`L ${r.id} ${l.sku} ${l.location} ${l.qty} ${l.held} ${l.committed}`);
@@ -74,17 +74,19 @@ export function mergeCanonicalLines(lines: readonly string[]): string[] {
       headers.set(id, fields);
       continue;
     }
-    // R id status finishedAt expiresAt bodyHash orderId channel
+    // R id status finishedAt extensions expiresAt bodyHash orderId channel
     const part = (f: string[]) => ({
       fields: f,
       status: f[2] as ReservationMachineState,
       finishedAt: Number(f[3]),
-      expiresAt: Number(f[4]),
+      extensions: Number(f[4]),
+      expiresAt: Number(f[5]),
     });
     headers.set(id, combineOutcomes(part(seen), part(fields)).fields);
   }
-  // The merged header leaves finishedAt out: it only says when a finished reservation is
-  // forgotten, and a replay on another clock (shadow traffic) expires at other moments.
-  for (const fields of headers.values()) out.add([...fields.slice(0, 3), ...fields.slice(4)].join(' '));
+  // The merged header leaves finishedAt and extensions out: they only order the parts (and
+  // say when a finished reservation is forgotten), and a replay on another clock (shadow
+  // traffic) expires at other moments.
+  for (const fields of headers.values()) out.add([...fields.slice(0, 3), ...fields.slice(5)].join(' '));
   return [...out];
 }

@@ -93,6 +93,7 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
         status: 'held',
         lines,
         finishedAt: 0,
+        extensions: 0,
       });
       break;
     }
@@ -153,6 +154,7 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
       if (reservation === undefined || settledPart(state, reservation)) break;
       transitionTo(state, reservation, 'EXTEND', event.at);
       reservation.expiresAt = event.expiresAt;
+      reservation.extensions++;
       state.expiries.push(event.expiresAt, reservation.id);
       break;
     }

@@ -14,6 +14,7 @@ export function reservationView(reservation: Reservation): ReservationView {
     createdAt: reservation.createdAt,
     expiresAt: reservation.expiresAt,
     finishedAt: reservation.finishedAt,
+    extensions: reservation.extensions,
     lines: reservation.lines.map((line) => ({
       sku: line.sku,
       location: line.location,

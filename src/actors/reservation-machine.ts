@@ -92,6 +92,8 @@ export interface PartOutcome {
   readonly status: ReservationMachineState;
   readonly finishedAt: number;
   readonly expiresAt: number;
+  /** Extensions the part took: every part holding takes each one, a settled part no more. */
+  readonly extensions: number;
 }
 
 /** Of two parts finished in the same millisecond, the higher one was settled last. */
@@ -121,5 +123,7 @@ export function combineOutcomes<T extends PartOutcome>(a: T, b: T): T {
   const rankA = lastAmongSimultaneous[a.status];
   const rankB = lastAmongSimultaneous[b.status];
   if (rankA !== rankB) return rankA > rankB ? a : b;
+  // Same status in the same millisecond: the part that took more extensions held longer.
+  if (a.extensions !== b.extensions) return a.extensions > b.extensions ? a : b;
   return a.expiresAt >= b.expiresAt ? a : b;
 }

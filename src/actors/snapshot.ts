@@ -21,12 +21,15 @@ export interface StateImage {
   readonly sourceTs: number[];
   /** [id, orderId, channel, bodyHash, createdAt, expiresAt, status, finishedAt, [sku, location, qty, held, committed]...] */
   readonly reservations: unknown[][];
+  /** Extensions each reservation of `reservations` took (absent in images written before it: 0). */
+  readonly extensions?: number[];
   readonly channels: Array<[string, string[], number]>;
   readonly adjustmentKeys: Array<[string, string, string, number, number]>;
   readonly finished: Array<[string, number]>;
 }
 
 export function imageOf(state: ShardState): StateImage {
+  const extensions: number[] = [];
   const image: StateImage = {
     formatVersion: snapshotFormatVersion,
     skus: [],
@@ -37,6 +40,7 @@ export function imageOf(state: ShardState): StateImage {
     version: [],
     sourceTs: [],
     reservations: [],
+    extensions,
     channels: [],
     adjustmentKeys: [],
     finished: state.finished.entries(),
@@ -65,6 +69,7 @@ export function imageOf(state: ShardState): StateImage {
     ];
     for (const line of r.lines) row.push(line.sku, line.location, line.qty, line.held, line.committed);
     image.reservations.push(row);
+    extensions.push(r.extensions);
   }
   for (const c of state.channels.values()) image.channels.push([c.channel, [...c.locations], c.buffer]);
   for (const [compound, entry] of state.adjustmentKeys) {
@@ -87,7 +92,7 @@ export function mergeImage(state: ShardState, image: StateImage): void {
     record.version = image.version[i]!;
     record.sourceTs = image.sourceTs[i]!;
   }
-  for (const row of image.reservations) {
+  for (const [k, row] of image.reservations.entries()) {
     const lines: Reservation['lines'] = [];
     for (let i = 8; i < row.length; i += 5) {
       const sku = row[i] as string;
@@ -114,6 +119,7 @@ export function mergeImage(state: ShardState, image: StateImage): void {
       expiresAt: row[5] as number,
       status: row[6] as ReservationMachineState,
       finishedAt: row[7] as number,
+      extensions: image.extensions?.[k] ?? 0,
       lines,
     };
     const existing = state.reservations.get(reservation.id);

@@ -73,6 +73,8 @@ export interface Reservation {
   /** This shard's lines only; a cross-shard reservation has a part on every shard it touches. */
   readonly lines: ReservationLine[];
   finishedAt: EpochMs;
+  /** Extensions this part took: a part settled by a partial commit takes no more (see combineOutcomes). */
+  extensions: number;
 }
 
 export interface AdjustmentKeyEntry {
@@ -272,6 +274,7 @@ export class ShardState {
     existing.status = outcome.status;
     existing.finishedAt = outcome.finishedAt;
     existing.expiresAt = outcome.expiresAt;
+    existing.extensions = outcome.extensions;
     if (existing.status === 'held') this.expiries.push(existing.expiresAt, existing.id);
   }
 

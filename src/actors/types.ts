@@ -306,6 +306,8 @@ export interface ReservationView {
    * built outside the engine (the benchmark baselines), which have no parts.
    */
   readonly finishedAt?: EpochMs;
+  /** Extensions this part took (internal, like finishedAt). */
+  readonly extensions?: number;
   readonly lines: readonly ReservationLineView[];
 }
 

@@ -478,8 +478,8 @@ export class Router {
    * answered as one shard holding every line would answer it. First the parts tell where
    * the whole reservation stands: committed answers "replayed" whatever the lines, released
    * or expired refuses, and only a held one goes on. Each line then goes to the part that
-   * owns its SKU; a SKU whose shard holds no part goes to a part still holding, which
-   * refuses it as a line the reservation does not have (as one shard would). With lines on
+   * has its SKU; a SKU no part has goes to a part still holding, which refuses it as a
+   * line the reservation does not have (as one shard would). With lines on
    * several parts, each part first checks its lines (a commit `check`: no events) and
    * nothing is committed unless every check passed; the calls on one reservation are
    * serialised (`serially`), so only an expiry falling due between the check and the
@@ -499,13 +499,18 @@ export class Router {
         reservationStatus: status,
       });
     }
-    const holding = shards.find(
-      (_, i) => parts[i]!.ok && parts[i]!.kind === 'reservation' && parts[i]!.reservation.status === 'held',
-    )!;
+    // Which part has which SKU: a line goes to the part with its SKU; a SKU no part has
+    // goes to a part still holding, which refuses it (a settled part would answer "replayed").
+    const partOf = new Map<string, number>();
+    let holding = shards[0]!;
+    parts.forEach((reply, i) => {
+      if (!reply.ok || reply.kind !== 'reservation') return;
+      if (reply.reservation.status === 'held') holding = shards[i]!;
+      for (const line of reply.reservation.lines) partOf.set(line.sku, shards[i]!);
+    });
     const byShard = new Map<number, NonNullable<Commit['lines']>[number][]>();
     for (const line of request.lines!) {
-      const owner = typeof line?.sku === 'string' ? this.shardOfSku(line.sku) : holding;
-      const shard = shards.includes(owner) ? owner : holding;
+      const shard = (typeof line?.sku === 'string' ? partOf.get(line.sku) : undefined) ?? holding;
       const lines = byShard.get(shard);
       if (lines === undefined) byShard.set(shard, [line]);
       else lines.push(line);
@@ -749,7 +754,12 @@ export function mergeReservationReplies(replies: readonly Reply[]): Reply {
   // What one shard holding every line would say: held while a part holds, else the
   // status (and expiry) of the part that finished last.
   const outcome = views
-    .map((v) => ({ status: v.status, finishedAt: v.finishedAt ?? 0, expiresAt: v.expiresAt }))
+    .map((v) => ({
+      status: v.status,
+      finishedAt: v.finishedAt ?? 0,
+      expiresAt: v.expiresAt,
+      extensions: v.extensions ?? 0,
+    }))
     .reduce(combineOutcomes);
   const first = views[0]!;
   return {
@@ -764,6 +774,7 @@ export function mergeReservationReplies(replies: readonly Reply[]): Reply {
       createdAt: Math.min(...views.map((v) => v.createdAt)),
       expiresAt: outcome.expiresAt,
       finishedAt: outcome.finishedAt,
+      extensions: outcome.extensions,
       lines: views.flatMap((v) => v.lines),
     },
   };
