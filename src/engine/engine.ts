@@ -479,11 +479,11 @@ export class Router {
    * the whole reservation stands: committed answers "replayed" whatever the lines, released
    * or expired refuses, and only a held one goes on. Each line then goes to the part that
    * has its SKU; a SKU no part has goes to a part still holding, which refuses it as a
-   * line the reservation does not have (as one shard would). With lines on
-   * several parts, each part first checks its lines (a commit `check`: no events) and
-   * nothing is committed unless every check passed; the calls on one reservation are
-   * serialised (`serially`), so only an expiry falling due between the check and the
-   * commit can still split the outcome, as it can for a whole commit.
+   * line the reservation does not have (as one shard would). With lines on several parts,
+   * each part first checks its lines (a commit `check`: no events) and nothing is
+   * committed unless every check passed; the calls on one reservation are serialised
+   * (`serially`), so only an expiry falling due between the check and the commit can
+   * still split the outcome, as it can for a whole commit.
    */
   private async partialCommit(request: Commit, shards: readonly number[]): Promise<Reply> {
     const reservationId = request.reservationId;

@@ -129,9 +129,9 @@ export interface VerifyReport {
 
 /**
  * Checks a database: every row (of every stream, retired ones too) decodes into as many
- * events as it declares, seqs have no gaps, snapshots match their checksums, each snapshot equals the WAL replayed up to it
- * (when the log still reaches back to the start), and the rebuilt state keeps every
- * invariant. `decodeRows` lets the CLI decode pages on several threads.
+ * events as it declares, seqs have no gaps, snapshots match their checksums, each
+ * snapshot equals the WAL replayed up to it (when the log still reaches back to the
+ * start), and the rebuilt state keeps every invariant. `decodeRows` lets the CLI decode pages on several threads.
  */
 export async function verify(
   store: WalStore,

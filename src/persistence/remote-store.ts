@@ -16,24 +16,11 @@ import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { StoreError } from './store-errors.js';
-import type { WalStore } from './wal.js';
+import { type WalStore, type WalStoreMethod, walStoreMethods } from './wal.js';
 
-/** The methods a bridge forwards; `close` stays local (the hosted store has one owner). */
-const bridgedMethods = [
-  'readLayout',
-  'writeLayout',
-  'append',
-  'read',
-  'lastSeq',
-  'streams',
-  'writeSnapshot',
-  'latestSnapshot',
-  'snapshotAtOrBefore',
-  'listSnapshots',
-  'prune',
-] as const satisfies ReadonlyArray<keyof WalStore>;
-
-type BridgedMethod = (typeof bridgedMethods)[number];
+/** The methods a bridge forwards: all but `close`, which stays local (the hosted store has one owner). */
+type BridgedMethod = Exclude<WalStoreMethod, 'close'>;
+const bridgedMethods = walStoreMethods.filter((method): method is BridgedMethod => method !== 'close');
 
 interface RemoteError {
   readonly name: string;

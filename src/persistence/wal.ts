@@ -94,7 +94,7 @@ export interface WalStore {
 }
 
 /** Every method of WalStore, so a wrapper cannot miss one added later (checked below). */
-const walStoreMethods = [
+export const walStoreMethods = [
   'readLayout',
   'writeLayout',
   'append',
@@ -108,9 +108,8 @@ const walStoreMethods = [
   'prune',
   'close',
 ] as const satisfies ReadonlyArray<keyof WalStore>;
-const everyMethodListed: Exclude<keyof WalStore, (typeof walStoreMethods)[number]> extends never
-  ? true
-  : false = true;
+export type WalStoreMethod = (typeof walStoreMethods)[number];
+const everyMethodListed: Exclude<keyof WalStore, WalStoreMethod> extends never ? true : false = true;
 void everyMethodListed;
 
 /**
