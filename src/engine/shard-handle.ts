@@ -15,10 +15,11 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { Reply, Request } from '../actors/types.js';
 import type { Limits } from '../config.js';
 import { reject } from '../errors.js';
-import { decode, encode } from '../persistence/codec.js';
+import { encode } from '../persistence/codec.js';
 import { linkStore, type WorkerLink } from '../persistence/store-link.js';
 import type { Layout, WalStore } from '../persistence/wal.js';
 import type { BatchMessage, RecoveryInfo, ReplyMessage, ShardControl, WorkerInit } from './protocol.js';
+import { decodeReplies } from './wire.js';
 
 export interface Sink {
   deliver(index: number, reply: Reply): void;
@@ -204,7 +205,7 @@ export class ShardHandle {
     const { sinks, indexes } = batch;
     this.depth -= sinks.length;
     if (message.payload !== undefined) {
-      const replies = decode<Reply[]>(message.payload);
+      const replies = decodeReplies(message.payload);
       for (let i = 0; i < sinks.length; i++) sinks[i]!.deliver(indexes[i]!, replies[i]!);
     } else {
       const failure = reject(

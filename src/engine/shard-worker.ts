@@ -35,6 +35,7 @@ import type {
   WorkerInit,
 } from './protocol.js';
 import { recoverShard } from './recovery.js';
+import { encodeReplies } from './wire.js';
 
 const init = workerData as WorkerInit;
 const { shard, layout, limits, dataPort } = init;
@@ -234,7 +235,7 @@ function appendGroup(group: Group): Promise<unknown> {
 
 function sendReplies(group: Group, durableSeq: number | undefined): void {
   group.batches.forEach((batch, i) => {
-    const payload = encode(group.replies[i]);
+    const payload = encodeReplies(group.replies[i]!);
     post(durableSeq === undefined ? { id: batch.id, payload } : { id: batch.id, payload, seq: durableSeq });
   });
 }

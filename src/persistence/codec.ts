@@ -5,10 +5,16 @@
  * values, which is both smaller and faster for the thousands of same-shaped commands in a
  * batch. Structures are never shared between messages, so every payload decodes on its
  * own, years later, with no side table.
+ *
+ * WAL payloads go one step further: each event is written as a tuple (a msgpack array
+ * whose first element is the event's type code, then its fields in a fixed order), which
+ * packs about twice as fast as a record and is a third smaller. `decodeEvents` also reads
+ * the first format, an array of event objects, so logs written before the change replay
+ * unchanged. docs/persistence.md lists the tuples.
  */
 import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
-import type { DomainEvent } from '../actors/types.js';
+import type { Allocation, CommittedLine, DomainEvent } from '../actors/types.js';
 
 const packr = new Packr({ useRecords: true, moreTypes: false, bundleStrings: false });
 
@@ -20,12 +26,172 @@ export function decode<T>(bytes: Uint8Array): T {
   return packr.unpack(bytes) as T;
 }
 
-export function encodeEvents(events: readonly DomainEvent[]): Uint8Array {
-  return packr.pack(events);
+/** Type codes of the event tuples. Stable: written to the log, never renumbered. */
+export const eventCodes = {
+  StockSet: 1,
+  StockAdjusted: 2,
+  SafetyStockSet: 3,
+  ChannelUpserted: 4,
+  ReservationHeld: 5,
+  ReservationCommitted: 6,
+  ReservationReleased: 7,
+  ReservationExpired: 8,
+  ReservationExtended: 9,
+  ReservationAborted: 10,
+} as const satisfies Record<DomainEvent['type'], number>;
+
+type Tuple = unknown[];
+
+/** One event as its tuple; lines are flattened onto the end. */
+export function eventTuple(event: DomainEvent): Tuple {
+  switch (event.type) {
+    case 'StockSet':
+      return [1, event.at, event.sku, event.location, event.onHand, event.safetyStock, event.sourceTs];
+    case 'StockAdjusted':
+      return [2, event.at, event.sku, event.location, event.delta, event.reason, event.key, event.bodyHash];
+    case 'SafetyStockSet':
+      return [3, event.at, event.sku, event.location, event.safetyStock];
+    case 'ChannelUpserted':
+      return [4, event.at, event.channel, event.locations, event.buffer];
+    case 'ReservationHeld': {
+      const t: Tuple = [
+        5,
+        event.at,
+        event.reservationId,
+        event.orderId,
+        event.channel,
+        event.bodyHash,
+        event.expiresAt,
+      ];
+      for (const line of event.lines) t.push(line.sku, line.location, line.qty);
+      return t;
+    }
+    case 'ReservationCommitted': {
+      const t: Tuple = [6, event.at, event.reservationId];
+      for (const line of event.lines)
+        t.push(line.sku, line.location, line.qty, line.released, line.onHandDecrease);
+      return t;
+    }
+    case 'ReservationReleased':
+      return [7, event.at, event.reservationId];
+    case 'ReservationExpired':
+      return [8, event.at, event.reservationId];
+    case 'ReservationExtended':
+      return [9, event.at, event.reservationId, event.expiresAt];
+    case 'ReservationAborted':
+      return [10, event.at, event.reservationId];
+    default: {
+      const unknown: never = event;
+      throw new Error(`no tuple for event ${JSON.stringify(unknown)}`);
+    }
+  }
 }
 
+/** The event a tuple stands for, with its fields in the order decide() writes them. */
+// biome-ignore lint/suspicious/noExplicitAny: the tuple's fields are checked by its length and code
+export function eventOfTuple(t: any[]): DomainEvent {
+  switch (t[0]) {
+    case 1:
+      fields(t, 7);
+      return {
+        type: 'StockSet',
+        at: t[1],
+        sku: t[2],
+        location: t[3],
+        onHand: t[4],
+        safetyStock: t[5],
+        sourceTs: t[6],
+      };
+    case 2:
+      fields(t, 8);
+      return {
+        type: 'StockAdjusted',
+        at: t[1],
+        sku: t[2],
+        location: t[3],
+        delta: t[4],
+        reason: t[5],
+        key: t[6],
+        bodyHash: t[7],
+      };
+    case 3:
+      fields(t, 5);
+      return { type: 'SafetyStockSet', at: t[1], sku: t[2], location: t[3], safetyStock: t[4] };
+    case 4:
+      fields(t, 5);
+      return { type: 'ChannelUpserted', at: t[1], channel: t[2], locations: t[3], buffer: t[4] };
+    case 5: {
+      const lines: Allocation[] = new Array(lineCount(t, 7, 3));
+      for (let i = 0, j = 7; i < lines.length; i++, j += 3)
+        lines[i] = { sku: t[j], location: t[j + 1], qty: t[j + 2] };
+      return {
+        type: 'ReservationHeld',
+        at: t[1],
+        reservationId: t[2],
+        orderId: t[3],
+        channel: t[4],
+        bodyHash: t[5],
+        expiresAt: t[6],
+        lines,
+      };
+    }
+    case 6: {
+      const lines: CommittedLine[] = new Array(lineCount(t, 3, 5));
+      for (let i = 0, j = 3; i < lines.length; i++, j += 5)
+        lines[i] = {
+          sku: t[j],
+          location: t[j + 1],
+          qty: t[j + 2],
+          released: t[j + 3],
+          onHandDecrease: t[j + 4],
+        };
+      return { type: 'ReservationCommitted', at: t[1], reservationId: t[2], lines };
+    }
+    case 7:
+      fields(t, 3);
+      return { type: 'ReservationReleased', at: t[1], reservationId: t[2] };
+    case 8:
+      fields(t, 3);
+      return { type: 'ReservationExpired', at: t[1], reservationId: t[2] };
+    case 9:
+      fields(t, 4);
+      return { type: 'ReservationExtended', at: t[1], reservationId: t[2], expiresAt: t[3] };
+    case 10:
+      fields(t, 3);
+      return { type: 'ReservationAborted', at: t[1], reservationId: t[2] };
+    default:
+      throw new Error(`corrupt WAL payload: unknown event code ${JSON.stringify(t[0])}`);
+  }
+}
+
+function fields(t: Tuple, count: number): void {
+  if (t.length !== count)
+    throw new Error(`corrupt WAL payload: event ${t[0]} has ${t.length} fields, not ${count}`);
+}
+
+function lineCount(t: Tuple, head: number, width: number): number {
+  const rest = t.length - head;
+  if (rest < 0 || rest % width !== 0)
+    throw new Error(`corrupt WAL payload: event ${t[0]} has ${t.length} fields`);
+  return rest / width;
+}
+
+export function encodeEvents(events: readonly DomainEvent[]): Uint8Array {
+  const tuples: Tuple[] = new Array(events.length);
+  for (let i = 0; i < events.length; i++) tuples[i] = eventTuple(events[i]!);
+  return packr.pack(tuples);
+}
+
+/** Reads both payload formats: tuples, and the event objects of logs written before them. */
 export function decodeEvents(bytes: Uint8Array): DomainEvent[] {
-  return packr.unpack(bytes) as DomainEvent[];
+  const items = packr.unpack(bytes) as unknown;
+  if (!Array.isArray(items)) throw new Error('corrupt WAL payload: not an array of events');
+  const events: DomainEvent[] = new Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    events[i] = Array.isArray(item) ? eventOfTuple(item) : (item as DomainEvent);
+  }
+  return events;
 }
 
 export function checksumOf(bytes: Uint8Array): string {
