@@ -1,7 +1,8 @@
 /**
  * Heap bytes per stock record, measured at `BENCH_RECORDS` records (default 1,000,000)
  * in a ShardState, for two shapes: one location per SKU (the worst case: one Map entry
- * and one key string per record) and four locations per SKU.
+ * and one key string per record) and four locations per SKU; and bytes per kept
+ * reservation at `BENCH_RESERVATIONS` (default 1,000,000).
  *
  * Run with --expose-gc for a clean measurement (npm run bench does).
  */
@@ -54,6 +55,70 @@ export function measureRecordMemory(records: number, locationsPerSku: number): M
   };
 }
 
+export interface ReservationMemoryResult {
+  readonly reservations: number;
+  /** JavaScript heap plus array buffers (the reservation table's columns), per reservation. */
+  readonly bytesPerReservation: number;
+  readonly heapBytesPerReservation: number;
+}
+
+/**
+ * Memory per reservation a shard keeps: `count` one-line reservations on 1,000 SKUs, every
+ * other one committed (finished reservations stay for the retention window, a day by
+ * default, so a shard holds every reservation of the last day).
+ */
+export function measureReservationMemory(count: number): ReservationMemoryResult {
+  const state = new ShardState(defaultLimits);
+  const at = Date.UTC(2026, 0, 1);
+  const skus = 1_000;
+  for (let s = 0; s < skus; s++) {
+    const sku = `SKU-${String(s).padStart(8, '0')}`;
+    evolve(state, {
+      type: 'StockSet',
+      at,
+      sku,
+      location: 'WH-0',
+      onHand: 1_000_000_000,
+      safetyStock: 0,
+      sourceTs: 0,
+    });
+  }
+  collect();
+  const before = process.memoryUsage();
+  for (let i = 0; i < count; i++) {
+    const sku = `SKU-${String(i % skus).padStart(8, '0')}`;
+    const reservationId = `order-${String(i).padStart(10, '0')}`;
+    evolve(state, {
+      type: 'ReservationHeld',
+      at,
+      reservationId,
+      orderId: null,
+      channel: null,
+      bodyHash: 1_000_003 * i,
+      expiresAt: at + 900_000,
+      lines: [{ sku, location: 'WH-0', qty: 1 }],
+    });
+    if (i % 2 === 1) {
+      evolve(state, {
+        type: 'ReservationCommitted',
+        at,
+        reservationId,
+        lines: [{ sku, location: 'WH-0', qty: 1, released: 0, onHandDecrease: 1 }],
+      });
+    }
+  }
+  collect();
+  const after = process.memoryUsage();
+  if (state.reservations.size !== count)
+    throw new Error(`kept ${state.reservations.size} reservations, wanted ${count}`);
+  const heap = after.heapUsed - before.heapUsed;
+  return {
+    reservations: count,
+    bytesPerReservation: Math.round((heap + after.arrayBuffers - before.arrayBuffers) / count),
+    heapBytesPerReservation: Math.round(heap / count),
+  };
+}
+
 export async function main(): Promise<void> {
   const records = envNumber('BENCH_RECORDS', 1_000_000);
   console.log(`memory per stock record — ${describeMachine()}`);
@@ -64,6 +129,10 @@ export async function main(): Promise<void> {
       `${result.shape.padEnd(20)} ${result.records.toLocaleString('en-US')} records: ${result.bytesPerRecord} bytes/record (target <= 300)`,
     );
   }
+  const reservations = measureReservationMemory(envNumber('BENCH_RESERVATIONS', 1_000_000));
+  console.log(
+    `${'reservations'.padEnd(20)} ${reservations.reservations.toLocaleString('en-US')} kept (half held, half committed): ${reservations.bytesPerReservation} bytes/reservation (${reservations.heapBytesPerReservation} of them on the JavaScript heap)`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

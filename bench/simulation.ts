@@ -29,7 +29,7 @@
  *
  * Known src bugs (`knownIssues`) can be tolerated so a run keeps looking for new ones.
  */
-import type { BatchResult, ShardCore } from '../src/actors/core.js';
+import type { BatchResult, ShardCore, WireReply } from '../src/actors/core.js';
 import { adjustmentBodyHash, reserveBodyHash } from '../src/actors/decide.js';
 import { canonicalLines, digestOfLines, stateDigest } from '../src/actors/digest.js';
 import { hash53, shardOf } from '../src/actors/hash.js';
@@ -51,6 +51,7 @@ import { ManualClock } from '../src/engine/clock.js';
 import { Router, type ShardLane } from '../src/engine/engine.js';
 import { recoverShard } from '../src/engine/recovery.js';
 import type { Sink } from '../src/engine/shard-handle.js';
+import { decodeReplies, encodeReplies } from '../src/engine/wire.js';
 import { type Rejection, reject } from '../src/errors.js';
 import { checksumOf, decode, encode, encodeEvents } from '../src/persistence/codec.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
@@ -1274,15 +1275,15 @@ class Simulation {
     );
 
     const events: DomainEvent[] = [];
-    const replies: Reply[][] = [];
+    const replies: WireReply[][] = [];
     let lastExpiredCount = 0;
     for (const batch of group) {
       shard.lastNow = Math.max(shard.lastNow, batch.now);
       // Requests cross a thread boundary as msgpackr bytes; so do they here.
       const requests = decode<Request[]>(encode(batch.envelopes.map((envelope) => envelope.request)));
-      let result: BatchResult;
+      let result: BatchResult<WireReply>;
       try {
-        result = shard.core.process(requests, shard.lastNow);
+        result = shard.core.processForWire(requests, shard.lastNow);
       } catch (error) {
         this.fail(`shard ${shard.shard} threw while processing a batch: ${describe(error)}`);
       }
@@ -1345,7 +1346,7 @@ class Simulation {
 
     group.forEach((batch, i) => {
       // Replies cross back as bytes too.
-      const decoded = decode<Reply[]>(encode(replies[i]));
+      const decoded = decodeReplies(encodeReplies(replies[i]!));
       batch.envelopes.forEach((envelope, j) => {
         this.deliver(envelope, decoded[j]!);
       });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatThroughput, runThroughput } from '../bench/engine-throughput.js';
-import { measureRecordMemory } from '../bench/memory.js';
+import { measureRecordMemory, measureReservationMemory } from '../bench/memory.js';
 
 // Tiny forms of every benchmark, so they never rot. Figures are not asserted here (shared,
 // noisy machines); only that each benchmark runs end to end and reports sane numbers.
@@ -35,5 +35,12 @@ describe('benchmark smoke', () => {
     // Without --expose-gc (as under vitest) the figure is noisy at this size; `npm run bench` measures it properly.
     expect(result.records).toBe(10_000);
     expect(Number.isFinite(result.bytesPerRecord)).toBe(true);
+  });
+
+  it('memory per reservation is measured', () => {
+    const result = measureReservationMemory(10_000);
+    expect(result.reservations).toBe(10_000);
+    expect(Number.isFinite(result.bytesPerReservation)).toBe(true);
+    expect(result.bytesPerReservation).toBeGreaterThanOrEqual(result.heapBytesPerReservation);
   });
 });

@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import type { DomainEvent, Reply } from '../src/actors/types.js';
+import { ShardCore } from '../src/actors/core.js';
+import type { DomainEvent, Request } from '../src/actors/types.js';
+import { defaultLimits } from '../src/config.js';
 import { decodeReplies, encodeReplies } from '../src/engine/wire.js';
-import { reject } from '../src/errors.js';
 import { decodeEvents, encode, encodeEvents, eventCodes } from '../src/persistence/codec.js';
 
 const id = fc.string({ minLength: 1, maxLength: 12 });
@@ -11,6 +12,7 @@ const at = fc.integer({ min: 0, max: 2 ** 47 });
 const int = fc.integer({ min: -(2 ** 40), max: 2 ** 40 });
 const nat = fc.nat({ max: 2 ** 40 });
 const hash = fc.integer({ min: 0, max: 2 ** 32 - 1 });
+const T0 = Date.UTC(2026, 0, 1);
 const orNull = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: null });
 
 const event: fc.Arbitrary<DomainEvent> = fc.oneof(
@@ -143,46 +145,88 @@ describe('WAL payload codec', () => {
 });
 
 describe('engine ⇄ worker replies', () => {
-  const view = fc.record({
-    reservationId: id,
-    orderId: orNull(id),
-    channel: orNull(id),
-    status: fc.constantFrom('held' as const, 'committed' as const, 'released' as const, 'expired' as const),
-    createdAt: at,
-    expiresAt: at,
-    finishedAt: at,
-    extensions: fc.nat({ max: 100 }),
-    lines: fc.array(fc.record({ sku: id, location: id, qty: nat, held: nat, committed: nat }), {
-      maxLength: 4,
-    }),
-  });
-  const reply: fc.Arbitrary<Reply> = fc.oneof(
+  const sku = fc.constantFrom('A', 'B', 'C');
+  const rid = fc.constantFrom('r1', 'r2', 'r3', 'r4');
+  const command: fc.Arbitrary<Request> = fc.oneof(
     fc.record({
-      ok: fc.constant(true as const),
-      kind: fc.constant('reservation' as const),
-      reservation: view,
-      replayed: fc.boolean(),
+      type: fc.constant('reserve' as const),
+      reservationId: rid,
+      lines: fc.array(fc.record({ sku, qty: fc.integer({ min: 1, max: 4 }) }), {
+        minLength: 1,
+        maxLength: 3,
+      }),
+      orderId: fc.option(fc.constant('o-1'), { nil: undefined }),
     }),
+    fc.record({ type: fc.constant('commit' as const), reservationId: rid }),
     fc.record({
-      ok: fc.constant(true as const),
-      kind: fc.constant('atp' as const),
-      sku: id,
-      available: nat,
-      byLocation: fc.dictionary(id, nat),
+      type: fc.constant('commit' as const),
+      reservationId: rid,
+      lines: fc.array(fc.record({ sku, qty: fc.integer({ min: 1, max: 2 }) }), {
+        minLength: 1,
+        maxLength: 2,
+      }),
     }),
-    fc.constantFrom(
-      reject('RESERVATION_NOT_HELD', 'r is committed', { reservationStatus: 'committed' }) as Reply,
-      reject('INSUFFICIENT_STOCK', 'short', {
-        shortages: [{ sku: 'A', requested: 2, available: 1 }],
-      }) as Reply,
-    ),
+    fc.record({ type: fc.constant('release' as const), reservationId: rid }),
+    fc.record({
+      type: fc.constant('extend' as const),
+      reservationId: rid,
+      ttlSeconds: fc.integer({ min: 1, max: 5 }),
+    }),
+    fc.record({ type: fc.constant('get' as const), reservationId: rid }),
+    fc.record({ type: fc.constant('atp' as const), sku }),
   );
 
-  it('given any replies, when sent across, then they arrive equal and in order', () => {
+  it('given any commands, when a worker sends its compact replies, then the engine reads the replies process() gives', () => {
     fc.assert(
-      fc.property(fc.array(reply, { maxLength: 20 }), (replies) => {
-        expect(decodeReplies(encodeReplies(replies))).toStrictEqual(structuredClone(replies));
+      fc.property(fc.array(fc.array(command, { maxLength: 8 }), { maxLength: 6 }), (batches) => {
+        const plain = new ShardCore(defaultLimits);
+        const wire = new ShardCore(defaultLimits);
+        const stock: Request[] = ['A', 'B', 'C'].map((s) => ({
+          type: 'set',
+          sku: s,
+          location: 'W1',
+          onHand: 6,
+        }));
+        plain.process(stock, T0);
+        wire.process(stock, T0);
+        batches.forEach((batch, i) => {
+          const now = T0 + i * 2_000;
+          const expected = plain.process(batch, now).replies;
+          const sent = wire.processForWire(batch, now).replies;
+          expect(decodeReplies(encodeReplies(sent))).toStrictEqual(structuredClone(expected));
+        });
       }),
     );
+  });
+
+  it('sends reservation replies as tuples and other replies as they are', () => {
+    const core = new ShardCore(defaultLimits);
+    core.process([{ type: 'set', sku: 'A', location: 'W1', onHand: 5 }], T0);
+    const { replies } = core.processForWire(
+      [
+        { type: 'reserve', reservationId: 'r1', lines: [{ sku: 'A', qty: 2 }] },
+        { type: 'reserve', reservationId: 'r2', lines: [{ sku: 'A', qty: 9 }] },
+      ],
+      T0,
+    );
+    expect(replies[0]).toEqual([
+      1,
+      false,
+      'r1',
+      null,
+      null,
+      'held',
+      T0,
+      T0 + 900_000,
+      0,
+      0,
+      'A',
+      'W1',
+      2,
+      2,
+      0,
+    ]);
+    expect(replies[1]).toMatchObject({ ok: false, code: 'INSUFFICIENT_STOCK' });
+    expect(() => decodeReplies(encode([[1, false, 'r1']]))).toThrow(/malformed reply tuple/);
   });
 });

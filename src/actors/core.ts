@@ -12,17 +12,20 @@
 import type { Limits } from '../config.js';
 import { decide } from './decide.js';
 import { evolve } from './evolve.js';
-import { answer, replyTo } from './queries.js';
+import { answer, type ReservationReplyTuple, replyTo } from './queries.js';
 import { type OwnsSku, ownsEverything, ShardState } from './state.js';
 import type { DomainEvent, EpochMs, Reply, Request } from './types.js';
 import { isQuery } from './types.js';
 
-export interface BatchResult {
+export interface BatchResult<R = Reply> {
   readonly events: DomainEvent[];
-  readonly replies: Reply[];
+  readonly replies: R[];
   /** How many of `events` the expiry timer produced (not tied to a request). */
   readonly expiredCount: number;
 }
+
+/** A reply as a shard worker sends it: a reservation's reply in its compact form. */
+export type WireReply = Reply | ReservationReplyTuple;
 
 export class ShardCore {
   state: ShardState;
@@ -35,10 +38,19 @@ export class ShardCore {
   }
 
   process(requests: readonly Request[], now: EpochMs): BatchResult {
+    return this.run(requests, now, false) as BatchResult;
+  }
+
+  /** As `process`, with reservation replies as tuples (reservationReplyTuple), as the worker sends them. */
+  processForWire(requests: readonly Request[], now: EpochMs): BatchResult<WireReply> {
+    return this.run(requests, now, true);
+  }
+
+  private run(requests: readonly Request[], now: EpochMs, compact: boolean): BatchResult<WireReply> {
     const state = this.state;
     const events: DomainEvent[] = [];
     const expiredCount = this.expireDue(now, events);
-    const replies: Reply[] = new Array(requests.length);
+    const replies: WireReply[] = new Array(requests.length);
     for (let i = 0; i < requests.length; i++) {
       const request = requests[i]!;
       if (isQuery(request)) {
@@ -50,7 +62,7 @@ export class ShardCore {
         evolve(state, event);
         events.push(event);
       }
-      replies[i] = replyTo(state, request, decision);
+      replies[i] = replyTo(state, request, decision, compact);
     }
     return { events, replies, expiredCount };
   }

@@ -681,11 +681,13 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
   if (reservation.status !== 'held') return notHeld(reservation);
 
   const changes: CommittedLine[] = [];
+  // Read once: each read of `lines` builds the array afresh (reservation-table.ts).
+  const lines = reservation.lines;
   // Track onHand as it falls, in case two lines ever share a record.
   // (Only a reservation with several lines can need it: the common single line skips the map.)
-  const onHandLeft = reservation.lines.length > 1 ? new Map<StockRecord, number>() : null;
+  const onHandLeft = lines.length > 1 ? new Map<StockRecord, number>() : null;
   const ship = (index: number, qty: number): void => {
-    const line = reservation.lines[index]!;
+    const line = lines[index]!;
     if (onHandLeft === null) {
       const onHandDecrease = Math.min(qty, line.record.onHand);
       changes.push({
@@ -704,7 +706,6 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
   };
 
   if (cmd.lines === undefined) {
-    const lines = reservation.lines;
     for (let index = 0; index < lines.length; index++) {
       const held = lines[index]!.held;
       if (held > 0) ship(index, held);
@@ -726,7 +727,7 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
         );
       }
       const matching: number[] = [];
-      reservation.lines.forEach((line, index) => {
+      lines.forEach((line, index) => {
         if (line.sku === wanted.sku && (wanted.location === undefined || line.location === wanted.location)) {
           matching.push(index);
         }
@@ -738,8 +739,8 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
       if (matching.length === 0) {
         return rejected(reject('INVALID_REQUEST', `reservation ${reservation.id} has no line ${wanted.sku}`));
       }
-      const heldIndexes = matching.filter((index) => reservation.lines[index]!.held > 0);
-      const heldTotal = heldIndexes.reduce((sum, index) => sum + reservation.lines[index]!.held, 0);
+      const heldIndexes = matching.filter((index) => lines[index]!.held > 0);
+      const heldTotal = heldIndexes.reduce((sum, index) => sum + lines[index]!.held, 0);
       if (heldIndexes.length === 0) continue; // already settled: repeating is harmless
       let left = wanted.qty ?? heldTotal;
       if (left > heldTotal) {
@@ -748,7 +749,7 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
         );
       }
       for (const index of heldIndexes) {
-        const part = Math.min(left, reservation.lines[index]!.held);
+        const part = Math.min(left, lines[index]!.held);
         ship(index, part);
         left -= part;
       }

@@ -10,7 +10,7 @@
  */
 import { invariant } from '../errors.js';
 import { reservationTransitions } from './reservation-machine.js';
-import type { Reservation, ReservationLine, ShardState } from './state.js';
+import type { LineInit, Reservation, ShardState } from './state.js';
 import type { DomainEvent } from './types.js';
 
 export function evolve(state: ShardState, event: DomainEvent): ShardState {
@@ -53,21 +53,14 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
       });
       break;
     case 'ReservationHeld': {
-      const lines: ReservationLine[] = [];
+      const lines: LineInit[] = [];
       for (const line of event.lines) {
         if (!state.owns(line.sku)) continue;
         const record = state.recordOrCreate(line.sku, line.location);
         record.reserved += line.qty;
         record.version++;
-        // The record's strings, not the event's: see StockRecord.sku.
-        lines.push({
-          sku: record.sku,
-          location: record.location,
-          record,
-          qty: line.qty,
-          held: line.qty,
-          committed: 0,
-        });
+        // The line keeps the record, and so the record's strings, not the event's: see StockRecord.sku.
+        lines.push({ record, qty: line.qty, held: line.qty, committed: 0 });
       }
       if (lines.length === 0) break;
       const existing = state.reservations.get(event.reservationId);
@@ -77,10 +70,10 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
         invariant(
           existing.status === 'held' &&
             existing.bodyHash === event.bodyHash &&
-            lines.every((line) => existing.lines.every((l) => l.sku !== line.sku)),
+            lines.every((line) => !existing.lines.some((l) => l.sku === line.record.sku)),
           () => `reservation ${event.reservationId} held twice`,
         );
-        for (const line of lines) existing.lines.push(line);
+        state.reservations.appendLines(event.reservationId, lines);
         break;
       }
       state.addReservation({
@@ -101,10 +94,12 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
       const reservation = state.reservations.get(event.reservationId);
       if (reservation === undefined) break; // not ours (recovering under another layout)
       let settled = 0;
+      // Read once: each read of `lines` builds the array afresh (reservation-table.ts).
+      const lines = reservation.lines;
       for (const change of event.lines) {
         if (!state.owns(change.sku)) continue;
         settled++;
-        const line = reservation.lines.find((l) => l.sku === change.sku && l.location === change.location);
+        const line = lines.find((l) => l.sku === change.sku && l.location === change.location);
         invariant(
           line !== undefined,
           () => `commit of unknown line ${change.sku}@${change.location} of ${event.reservationId}`,
@@ -126,7 +121,7 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
       }
       // A commit of none of this part's lines concerns another part (see settledPart).
       if (settled === 0) break;
-      const stillHeld = reservation.lines.some((line) => line.held > 0);
+      const stillHeld = lines.some((line) => line.held > 0);
       transitionTo(state, reservation, stillHeld ? 'COMMIT_PARTIAL' : 'COMMIT', event.at);
       break;
     }

@@ -2,7 +2,7 @@
 import { type Rejection, reject } from '../errors.js';
 import { candidateLocations, type Decision, skuAtp } from './decide.js';
 import { availableOf, type Reservation, type ShardState, viewOf } from './state.js';
-import type { Command, EpochMs, Query, Reply, ReservationView } from './types.js';
+import type { Command, EpochMs, Query, Reply, ReservationLineView, ReservationView } from './types.js';
 import { isValidId } from './validate.js';
 
 export function reservationView(reservation: Reservation): ReservationView {
@@ -23,6 +23,66 @@ export function reservationView(reservation: Reservation): ReservationView {
       committed: line.committed,
     })),
   };
+}
+
+/**
+ * A reservation reply in the compact form a shard worker sends it (a flat array; it packs
+ * about three times faster than the nested objects, and is built without them):
+ *
+ *   [1, replayed, reservationId, orderId, channel, status, createdAt, expiresAt,
+ *    finishedAt, extensions, (sku, location, qty, held, committed)…]
+ *
+ * `replyOfTuple` turns it back into the Reply that `replyTo` would have given.
+ */
+export type ReservationReplyTuple = readonly unknown[] & { readonly __tuple: 'reservation-reply' };
+
+const TUPLE_RESERVATION = 1;
+const TUPLE_HEAD = 10;
+const TUPLE_LINE = 5;
+
+export function reservationReplyTuple(reservation: Reservation, replayed: boolean): ReservationReplyTuple {
+  const lines = reservation.lines;
+  const t: unknown[] = new Array(TUPLE_HEAD + TUPLE_LINE * lines.length);
+  t[0] = TUPLE_RESERVATION;
+  t[1] = replayed;
+  t[2] = reservation.id;
+  t[3] = reservation.orderId;
+  t[4] = reservation.channel;
+  t[5] = reservation.status === 'aborted' ? 'released' : reservation.status;
+  t[6] = reservation.createdAt;
+  t[7] = reservation.expiresAt;
+  t[8] = reservation.finishedAt;
+  t[9] = reservation.extensions;
+  let j = TUPLE_HEAD;
+  for (const line of lines) {
+    t[j++] = line.sku;
+    t[j++] = line.location;
+    t[j++] = line.qty;
+    t[j++] = line.held;
+    t[j++] = line.committed;
+  }
+  return t as unknown as ReservationReplyTuple;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a tuple written by reservationReplyTuple, checked by its length
+export function replyOfTuple(t: any[]): Reply {
+  if (t[0] !== TUPLE_RESERVATION || t.length < TUPLE_HEAD || (t.length - TUPLE_HEAD) % TUPLE_LINE !== 0)
+    throw new Error(`malformed reply tuple (${t.length} fields, kind ${t[0]})`);
+  const lines: ReservationLineView[] = new Array((t.length - TUPLE_HEAD) / TUPLE_LINE);
+  for (let i = 0, j = TUPLE_HEAD; i < lines.length; i++, j += TUPLE_LINE)
+    lines[i] = { sku: t[j], location: t[j + 1], qty: t[j + 2], held: t[j + 3], committed: t[j + 4] };
+  const reservation: ReservationView = {
+    reservationId: t[2],
+    orderId: t[3],
+    channel: t[4],
+    status: t[5],
+    createdAt: t[6],
+    expiresAt: t[7],
+    finishedAt: t[8],
+    extensions: t[9],
+    lines,
+  };
+  return { ok: true, kind: 'reservation', reservation, replayed: t[1] };
 }
 
 export function answer(state: ShardState, query: Query, _now: EpochMs): Reply {
@@ -93,8 +153,23 @@ function atp(state: ShardState, sku: string, channelId?: string, location?: stri
   return { ok: true, kind: 'atp', sku, available: skuAtp(state, sku, channel), byLocation };
 }
 
-/** The reply to a command whose decision's events have already been evolved into `state`. */
-export function replyTo(state: ShardState, command: Command, decision: Decision): Reply {
+/**
+ * The reply to a command whose decision's events have already been evolved into `state`.
+ * With `compact`, a reservation's reply is its tuple (reservationReplyTuple).
+ */
+export function replyTo(state: ShardState, command: Command, decision: Decision): Reply;
+export function replyTo(
+  state: ShardState,
+  command: Command,
+  decision: Decision,
+  compact: boolean,
+): Reply | ReservationReplyTuple;
+export function replyTo(
+  state: ShardState,
+  command: Command,
+  decision: Decision,
+  compact = false,
+): Reply | ReservationReplyTuple {
   if (decision.rejection !== null) return decision.rejection;
   switch (command.type) {
     case 'set':
@@ -120,6 +195,7 @@ export function replyTo(state: ShardState, command: Command, decision: Decision)
         // Aborted (forgotten at once) or never here: the part is gone.
         return reject('RESERVATION_NOT_FOUND', `no reservation ${command.reservationId}`);
       }
+      if (compact) return reservationReplyTuple(reservation, decision.replayed);
       return {
         ok: true,
         kind: 'reservation',

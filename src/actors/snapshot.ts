@@ -6,7 +6,7 @@
  * million small objects to allocate, encode and collect.
  */
 import type { ReservationMachineState } from './reservation-machine.js';
-import type { Reservation, ShardState, StockRecord } from './state.js';
+import type { LineInit, ReservationInit, ShardState, StockRecord } from './state.js';
 
 export const snapshotFormatVersion = 1;
 
@@ -93,7 +93,7 @@ export function mergeImage(state: ShardState, image: StateImage): void {
     record.sourceTs = image.sourceTs[i]!;
   }
   for (const [k, row] of image.reservations.entries()) {
-    const lines: Reservation['lines'] = [];
+    const lines: LineInit[] = [];
     for (let i = 8; i < row.length; i += 5) {
       const sku = row[i] as string;
       if (!owns(sku)) continue;
@@ -101,8 +101,6 @@ export function mergeImage(state: ShardState, image: StateImage): void {
       // The line's record is always in the image (records are never removed).
       const record = state.recordOrCreate(sku, location);
       lines.push({
-        sku: record.sku,
-        location: record.location,
         record,
         qty: row[i + 2] as number,
         held: row[i + 3] as number,
@@ -110,7 +108,7 @@ export function mergeImage(state: ShardState, image: StateImage): void {
       });
     }
     if (lines.length === 0) continue;
-    const reservation: Reservation = {
+    const reservation: ReservationInit = {
       id: row[0] as string,
       orderId: row[1] as string | null,
       channel: row[2] as string | null,

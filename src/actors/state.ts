@@ -9,7 +9,8 @@
  */
 import type { Limits } from '../config.js';
 import { invariant } from '../errors.js';
-import { combineOutcomes, type ReservationMachineState } from './reservation-machine.js';
+import { combineOutcomes } from './reservation-machine.js';
+import { type Reservation, type ReservationInit, ReservationTable } from './reservation-table.js';
 import type { ChannelView, EpochMs, StockView } from './types.js';
 
 export class StockRecord {
@@ -50,32 +51,7 @@ export function viewOf(sku: string, record: StockRecord): StockView {
   };
 }
 
-export interface ReservationLine {
-  /** The record's own strings (`record.sku`, `record.location`). */
-  readonly sku: string;
-  readonly location: string;
-  /** The record the line holds units of: commit, release and expiry need no lookup. */
-  readonly record: StockRecord;
-  readonly qty: number;
-  /** Units still held (counted in the record's `reserved`). */
-  held: number;
-  committed: number;
-}
-
-export interface Reservation {
-  readonly id: string;
-  readonly orderId: string | null;
-  readonly channel: string | null;
-  readonly bodyHash: number;
-  readonly createdAt: EpochMs;
-  expiresAt: EpochMs;
-  status: ReservationMachineState;
-  /** This shard's lines only; a cross-shard reservation has a part on every shard it touches. */
-  readonly lines: ReservationLine[];
-  finishedAt: EpochMs;
-  /** Extensions this part took: a part settled by a partial commit takes no more (see combineOutcomes). */
-  extensions: number;
-}
+export type { LineInit, Reservation, ReservationInit, ReservationLine } from './reservation-table.js';
 
 export interface AdjustmentKeyEntry {
   readonly sku: string;
@@ -199,7 +175,8 @@ export const ownsEverything: OwnsSku = () => true;
 export class ShardState {
   /** sku → first record of the SKU's location list. */
   readonly stock = new Map<string, StockRecord>();
-  readonly reservations = new Map<string, Reservation>();
+  /** Held and finished reservations, column-wise (reservation-table.ts). */
+  readonly reservations = new ReservationTable();
   readonly channels = new Map<string, Channel>();
   /** `${sku}\u0000${key}` → entry, in insertion (= time) order. */
   readonly adjustmentKeys = new Map<string, AdjustmentKeyEntry>();
@@ -253,8 +230,8 @@ export class ShardState {
   }
 
   /** Schedules expiry and remembers a reservation. */
-  addReservation(reservation: Reservation): void {
-    this.reservations.set(reservation.id, reservation);
+  addReservation(reservation: ReservationInit): void {
+    this.reservations.add(reservation);
     if (reservation.status === 'held') {
       this.heldCount++;
       this.expiries.push(reservation.expiresAt, reservation.id);
@@ -267,8 +244,8 @@ export class ShardState {
    * part reports what one shard holding every line would (combineOutcomes): held while a
    * part holds, else the status (and expiry) of the part that finished last.
    */
-  mergeReservationPart(existing: Reservation, incoming: Reservation): void {
-    for (const line of incoming.lines) existing.lines.push(line);
+  mergeReservationPart(existing: Reservation, incoming: ReservationInit): void {
+    this.reservations.appendLines(existing.id, incoming.lines);
     if (incoming.status === 'held' && existing.status !== 'held') this.heldCount++;
     const outcome = combineOutcomes(existing, incoming);
     existing.status = outcome.status;

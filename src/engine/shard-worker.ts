@@ -16,12 +16,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { createActor } from 'xstate';
-import type { ShardCore } from '../actors/core.js';
+import type { ShardCore, WireReply } from '../actors/core.js';
 import { canonicalLines, stateDigest } from '../actors/digest.js';
 import { invariantViolations } from '../actors/invariants.js';
 import { shardLifecycleMachine } from '../actors/shard-lifecycle.js';
 import { imageOf } from '../actors/snapshot.js';
-import type { DomainEvent, Reply, Request } from '../actors/types.js';
+import type { DomainEvent, Request } from '../actors/types.js';
 import { assertLimits } from '../config.js';
 import { checksumOf, decode, encode, encodeEvents } from '../persistence/codec.js';
 import { errorCode } from '../persistence/store-errors.js';
@@ -133,7 +133,7 @@ dataPort.on('message', (message: BatchMessage) => {
 
 interface Group {
   readonly batches: BatchMessage[];
-  readonly replies: Reply[][];
+  readonly replies: WireReply[][];
   readonly events: DomainEvent[];
 }
 
@@ -202,11 +202,11 @@ async function step(): Promise<void> {
 
 function decideGroup(batches: BatchMessage[]): Group {
   const events: DomainEvent[] = [];
-  const replies: Reply[][] = [];
+  const replies: WireReply[][] = [];
   for (const batch of batches) {
     lastNow = Math.max(lastNow, batch.now);
     const requests = decode<Request[]>(batch.payload);
-    const result = core.process(requests, lastNow);
+    const result = core.processForWire(requests, lastNow);
     for (const event of result.events) events.push(event);
     replies.push(result.replies);
     counters.batches++;

@@ -54,22 +54,38 @@ export function eventTuple(event: DomainEvent): Tuple {
     case 'ChannelUpserted':
       return [4, event.at, event.channel, event.locations, event.buffer];
     case 'ReservationHeld': {
-      const t: Tuple = [
-        5,
-        event.at,
-        event.reservationId,
-        event.orderId,
-        event.channel,
-        event.bodyHash,
-        event.expiresAt,
-      ];
-      for (const line of event.lines) t.push(line.sku, line.location, line.qty);
+      // Sized up front: pushing the lines onto a literal would reallocate it.
+      const lines = event.lines;
+      const t: Tuple = new Array(7 + 3 * lines.length);
+      t[0] = 5;
+      t[1] = event.at;
+      t[2] = event.reservationId;
+      t[3] = event.orderId;
+      t[4] = event.channel;
+      t[5] = event.bodyHash;
+      t[6] = event.expiresAt;
+      let j = 7;
+      for (const line of lines) {
+        t[j++] = line.sku;
+        t[j++] = line.location;
+        t[j++] = line.qty;
+      }
       return t;
     }
     case 'ReservationCommitted': {
-      const t: Tuple = [6, event.at, event.reservationId];
-      for (const line of event.lines)
-        t.push(line.sku, line.location, line.qty, line.released, line.onHandDecrease);
+      const lines = event.lines;
+      const t: Tuple = new Array(3 + 5 * lines.length);
+      t[0] = 6;
+      t[1] = event.at;
+      t[2] = event.reservationId;
+      let j = 3;
+      for (const line of lines) {
+        t[j++] = line.sku;
+        t[j++] = line.location;
+        t[j++] = line.qty;
+        t[j++] = line.released;
+        t[j++] = line.onHandDecrease;
+      }
       return t;
     }
     case 'ReservationReleased':
