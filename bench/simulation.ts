@@ -51,9 +51,9 @@ import { ManualClock } from '../src/engine/clock.js';
 import { Router, type ShardLane } from '../src/engine/engine.js';
 import { recoverShard } from '../src/engine/recovery.js';
 import type { Sink } from '../src/engine/shard-handle.js';
-import { decodeReplies, encodeReplies } from '../src/engine/wire.js';
+import { decodeReplies, decodeRequests, encodeReplies, encodeRequests } from '../src/engine/wire.js';
 import { type Rejection, reject } from '../src/errors.js';
-import { checksumOf, decode, encode, encodeEvents } from '../src/persistence/codec.js';
+import { checksumOf, encode, encodeEvents } from '../src/persistence/codec.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
 import { delegatingStore, type Layout, WalSequenceError, type WalStore } from '../src/persistence/wal.js';
 
@@ -1280,7 +1280,7 @@ class Simulation {
     for (const batch of group) {
       shard.lastNow = Math.max(shard.lastNow, batch.now);
       // Requests cross a thread boundary as msgpackr bytes; so do they here.
-      const requests = decode<Request[]>(encode(batch.envelopes.map((envelope) => envelope.request)));
+      const requests = decodeRequests(encodeRequests(batch.envelopes.map((envelope) => envelope.request)));
       let result: BatchResult<WireReply>;
       try {
         result = shard.core.processForWire(requests, shard.lastNow);

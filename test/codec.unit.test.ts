@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ShardCore } from '../src/actors/core.js';
 import type { DomainEvent, Request } from '../src/actors/types.js';
 import { defaultLimits } from '../src/config.js';
-import { decodeReplies, encodeReplies } from '../src/engine/wire.js';
+import { decodeReplies, decodeRequests, encodeReplies, encodeRequests } from '../src/engine/wire.js';
 import { decodeEvents, encode, encodeEvents, eventCodes } from '../src/persistence/codec.js';
 
 const id = fc.string({ minLength: 1, maxLength: 12 });
@@ -228,5 +228,72 @@ describe('engine ⇄ worker replies', () => {
     ]);
     expect(replies[1]).toMatchObject({ ok: false, code: 'INSUFFICIENT_STOCK' });
     expect(() => decodeReplies(encode([[1, false, 'r1']]))).toThrow(/malformed reply tuple/);
+  });
+});
+
+describe('engine ⇄ worker requests', () => {
+  const text = fc.string({ maxLength: 6 });
+  const anything = fc.oneof(text, fc.integer(), fc.constant(null), fc.constant(undefined), fc.double());
+  const line = fc.oneof(
+    fc.record({ sku: text, qty: fc.integer() }),
+    fc.record({ sku: text, qty: fc.integer(), location: text }),
+    fc.record({ sku: anything, qty: anything, location: anything }),
+  );
+  const request = fc.oneof(
+    fc.record(
+      {
+        type: fc.constant('reserve'),
+        reservationId: anything,
+        orderId: anything,
+        channel: anything,
+        ttlSeconds: anything,
+        strategy: anything,
+        bodyHash: fc.option(fc.integer(), { nil: undefined }),
+        lines: fc.oneof(fc.array(line, { maxLength: 4 }), fc.array(anything, { maxLength: 2 }), anything),
+      },
+      { requiredKeys: ['type', 'reservationId', 'lines'] },
+    ),
+    fc.record({ type: fc.constant('commit'), reservationId: anything }),
+    fc.record(
+      { type: fc.constant('commit'), reservationId: anything, lines: fc.array(line), check: fc.boolean() },
+      { requiredKeys: ['type'] },
+    ),
+    fc.record({ type: fc.constantFrom('release', 'get', 'abort'), reservationId: anything }),
+    fc.record({ type: fc.constant('extend'), reservationId: anything, ttlSeconds: anything }),
+    fc.record({
+      type: fc.constantFrom('set', 'atp', 'adjust'),
+      sku: anything,
+      location: anything,
+      onHand: anything,
+    }),
+  ) as fc.Arbitrary<Request>;
+
+  // Each request carries the fields of its type (a tuple keeps no others; the decider reads no others).
+  it('given any requests, well-formed or not, when sent to a worker, then it reads the same fields and values', () => {
+    fc.assert(
+      fc.property(fc.array(request, { maxLength: 10 }), (requests) => {
+        // toEqual: a field that is absent and one that is undefined read the same to the decider.
+        expect(decodeRequests(encodeRequests(requests))).toEqual(structuredClone(requests));
+      }),
+    );
+  });
+
+  it('sends reserve, commit and release as tuples', () => {
+    const requests: Request[] = [
+      { type: 'reserve', reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', qty: 2, location: 'W1' }] },
+      { type: 'commit', reservationId: 'r1' },
+      { type: 'release', reservationId: 'r1' },
+      { type: 'commit', reservationId: 'r1', lines: [{ sku: 'A' }] },
+    ];
+    const sent = new Packr({ useRecords: false }).unpack(encodeRequests(requests));
+    expect(sent.slice(0, 3)).toEqual([
+      [1, 'r1', undefined, 'web', undefined, undefined, undefined, 'A', 2, 'W1'],
+      [2, 'r1'],
+      [3, 'r1'],
+    ]);
+    expect(Array.isArray(sent[3])).toBe(false);
+    expect(Object.keys(decodeRequests(encodeRequests(requests))[0]!).sort()).toEqual(
+      ['channel', 'lines', 'reservationId', 'type'].sort(),
+    );
   });
 });

@@ -12,9 +12,9 @@ interface ModelLine {
   held: number;
   committed: number;
 }
-interface ModelReservation extends Omit<ReservationInit, 'lines'> {
+type ModelReservation = { -readonly [K in keyof ReservationInit]: ReservationInit[K] } & {
   lines: ModelLine[];
-}
+};
 
 function plain(r: Reservation) {
   return {

@@ -15,11 +15,10 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { Reply, Request } from '../actors/types.js';
 import type { Limits } from '../config.js';
 import { reject } from '../errors.js';
-import { encode } from '../persistence/codec.js';
 import { linkStore, type WorkerLink } from '../persistence/store-link.js';
 import type { Layout, WalStore } from '../persistence/wal.js';
 import type { BatchMessage, RecoveryInfo, ReplyMessage, ShardControl, WorkerInit } from './protocol.js';
-import { decodeReplies } from './wire.js';
+import { decodeReplies, encodeRequests } from './wire.js';
 
 export interface Sink {
   deliver(index: number, reply: Reply): void;
@@ -184,7 +183,7 @@ export class ShardHandle {
 
   private send(requests: Request[], sinks: Sink[], indexes: number[]): void {
     const id = this.nextBatchId++;
-    const payload = encode(requests);
+    const payload = encodeRequests(requests);
     this.inflight.set(id, { sinks, indexes });
     const message: BatchMessage = { id, now: this.options.now(), count: requests.length, payload };
     this.dataPort.postMessage(message, [payload.buffer as ArrayBuffer]);

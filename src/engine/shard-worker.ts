@@ -21,9 +21,9 @@ import { canonicalLines, stateDigest } from '../actors/digest.js';
 import { invariantViolations } from '../actors/invariants.js';
 import { shardLifecycleMachine } from '../actors/shard-lifecycle.js';
 import { imageOf } from '../actors/snapshot.js';
-import type { DomainEvent, Request } from '../actors/types.js';
+import type { DomainEvent } from '../actors/types.js';
 import { assertLimits } from '../config.js';
-import { checksumOf, decode, encode, encodeEvents } from '../persistence/codec.js';
+import { checksumOf, encode, encodeEvents } from '../persistence/codec.js';
 import { errorCode } from '../persistence/store-errors.js';
 import { storeFromLink } from '../persistence/store-link.js';
 import type {
@@ -35,7 +35,7 @@ import type {
   WorkerInit,
 } from './protocol.js';
 import { recoverShard } from './recovery.js';
-import { encodeReplies } from './wire.js';
+import { decodeRequests, encodeReplies } from './wire.js';
 
 const init = workerData as WorkerInit;
 const { shard, layout, limits, dataPort } = init;
@@ -205,7 +205,7 @@ function decideGroup(batches: BatchMessage[]): Group {
   const replies: WireReply[][] = [];
   for (const batch of batches) {
     lastNow = Math.max(lastNow, batch.now);
-    const requests = decode<Request[]>(batch.payload);
+    const requests = decodeRequests(batch.payload);
     const result = core.processForWire(requests, lastNow);
     for (const event of result.events) events.push(event);
     replies.push(result.replies);
