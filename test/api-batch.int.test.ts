@@ -174,6 +174,7 @@ describe('POST /v1/batch (MessagePack)', () => {
       }),
       headers: { ...auth, 'content-type': 'application/msgpack' },
     });
+    expect(response.statusCode, response.body).toBe(200);
     const { results } = json<{ results: Result[] }>(response);
     expect(results.map((r) => r.status)).toEqual([400, 400]);
   });
