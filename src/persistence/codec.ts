@@ -43,7 +43,7 @@ export const eventCodes = {
 type Tuple = unknown[];
 
 /** One event as its tuple; lines are flattened onto the end. */
-export function eventTuple(event: DomainEvent): Tuple {
+function eventTuple(event: DomainEvent): Tuple {
   switch (event.type) {
     case 'StockSet':
       return [1, event.at, event.sku, event.location, event.onHand, event.safetyStock, event.sourceTs];
@@ -105,7 +105,7 @@ export function eventTuple(event: DomainEvent): Tuple {
 
 /** The event a tuple stands for, with its fields in the order decide() writes them. */
 // biome-ignore lint/suspicious/noExplicitAny: the tuple's fields are checked by its length and code
-export function eventOfTuple(t: any[]): DomainEvent {
+function eventOfTuple(t: any[]): DomainEvent {
   switch (t[0]) {
     case 1:
       fields(t, 7);
