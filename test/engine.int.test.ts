@@ -114,6 +114,19 @@ async function waitFor(what: string, condition: () => Promise<boolean>, timeoutM
   }
 }
 
+/** Two units of `a` and three of `b`: the cross-shard reservation of the partial-commit regressions. */
+function twoSkuReserve(reservationId: string, a: string, b: string, ttlSeconds: number): Reserve {
+  return {
+    type: 'reserve',
+    reservationId,
+    ttlSeconds,
+    lines: [
+      { sku: a, qty: 2 },
+      { sku: b, qty: 3 },
+    ],
+  };
+}
+
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /* ------------------------------------------------------------------ cross-shard */
@@ -674,15 +687,7 @@ describe('regressions', () => {
         : reply.code;
     for (const sku of [a, b]) await same({ type: 'set', sku, location: 'dc-1', onHand: 50 });
     const hold = (reservationId: string, ttlSeconds = 600) =>
-      same({
-        type: 'reserve',
-        reservationId,
-        ttlSeconds,
-        lines: [
-          { sku: a, qty: 2 },
-          { sku: b, qty: 3 },
-        ],
-      });
+      same(twoSkuReserve(reservationId, a, b, ttlSeconds));
     const commitLine = (reservationId: string, sku: string) =>
       same({ type: 'commit', reservationId, lines: [{ sku }] });
 
@@ -777,15 +782,7 @@ describe('regressions', () => {
     const one = await start({ shards: 1, store, clock });
     for (const sku of [a, b]) await ok(one, { type: 'set', sku, location: 'dc-1', onHand: 20 });
     const hold = (reservationId: string, ttlSeconds = 600) =>
-      ok(one, {
-        type: 'reserve',
-        reservationId,
-        ttlSeconds,
-        lines: [
-          { sku: a, qty: 2 },
-          { sku: b, qty: 3 },
-        ],
-      });
+      ok(one, twoSkuReserve(reservationId, a, b, ttlSeconds));
     const commit = (reservationId: string, sku: string) =>
       ok(one, { type: 'commit', reservationId, lines: [{ sku }] });
     await hold('then-released');

@@ -46,18 +46,35 @@ type Tuple = unknown[];
 function eventTuple(event: DomainEvent): Tuple {
   switch (event.type) {
     case 'StockSet':
-      return [1, event.at, event.sku, event.location, event.onHand, event.safetyStock, event.sourceTs];
+      return [
+        eventCodes.StockSet,
+        event.at,
+        event.sku,
+        event.location,
+        event.onHand,
+        event.safetyStock,
+        event.sourceTs,
+      ];
     case 'StockAdjusted':
-      return [2, event.at, event.sku, event.location, event.delta, event.reason, event.key, event.bodyHash];
+      return [
+        eventCodes.StockAdjusted,
+        event.at,
+        event.sku,
+        event.location,
+        event.delta,
+        event.reason,
+        event.key,
+        event.bodyHash,
+      ];
     case 'SafetyStockSet':
-      return [3, event.at, event.sku, event.location, event.safetyStock];
+      return [eventCodes.SafetyStockSet, event.at, event.sku, event.location, event.safetyStock];
     case 'ChannelUpserted':
-      return [4, event.at, event.channel, event.locations, event.buffer];
+      return [eventCodes.ChannelUpserted, event.at, event.channel, event.locations, event.buffer];
     case 'ReservationHeld': {
       // Sized up front: pushing the lines onto a literal would reallocate it.
       const lines = event.lines;
       const t: Tuple = new Array(7 + 3 * lines.length);
-      t[0] = 5;
+      t[0] = eventCodes.ReservationHeld;
       t[1] = event.at;
       t[2] = event.reservationId;
       t[3] = event.orderId;
@@ -75,7 +92,7 @@ function eventTuple(event: DomainEvent): Tuple {
     case 'ReservationCommitted': {
       const lines = event.lines;
       const t: Tuple = new Array(3 + 5 * lines.length);
-      t[0] = 6;
+      t[0] = eventCodes.ReservationCommitted;
       t[1] = event.at;
       t[2] = event.reservationId;
       let j = 3;
@@ -89,13 +106,13 @@ function eventTuple(event: DomainEvent): Tuple {
       return t;
     }
     case 'ReservationReleased':
-      return [7, event.at, event.reservationId];
+      return [eventCodes.ReservationReleased, event.at, event.reservationId];
     case 'ReservationExpired':
-      return [8, event.at, event.reservationId];
+      return [eventCodes.ReservationExpired, event.at, event.reservationId];
     case 'ReservationExtended':
-      return [9, event.at, event.reservationId, event.expiresAt];
+      return [eventCodes.ReservationExtended, event.at, event.reservationId, event.expiresAt];
     case 'ReservationAborted':
-      return [10, event.at, event.reservationId];
+      return [eventCodes.ReservationAborted, event.at, event.reservationId];
     default: {
       const unknown: never = event;
       throw new Error(`no tuple for event ${JSON.stringify(unknown)}`);
@@ -107,7 +124,7 @@ function eventTuple(event: DomainEvent): Tuple {
 // biome-ignore lint/suspicious/noExplicitAny: the tuple's fields are checked by its length and code
 function eventOfTuple(t: any[]): DomainEvent {
   switch (t[0]) {
-    case 1:
+    case eventCodes.StockSet:
       fields(t, 7);
       return {
         type: 'StockSet',
@@ -118,7 +135,7 @@ function eventOfTuple(t: any[]): DomainEvent {
         safetyStock: t[5],
         sourceTs: t[6],
       };
-    case 2:
+    case eventCodes.StockAdjusted:
       fields(t, 8);
       return {
         type: 'StockAdjusted',
@@ -130,13 +147,13 @@ function eventOfTuple(t: any[]): DomainEvent {
         key: t[6],
         bodyHash: t[7],
       };
-    case 3:
+    case eventCodes.SafetyStockSet:
       fields(t, 5);
       return { type: 'SafetyStockSet', at: t[1], sku: t[2], location: t[3], safetyStock: t[4] };
-    case 4:
+    case eventCodes.ChannelUpserted:
       fields(t, 5);
       return { type: 'ChannelUpserted', at: t[1], channel: t[2], locations: t[3], buffer: t[4] };
-    case 5: {
+    case eventCodes.ReservationHeld: {
       const lines: Allocation[] = new Array(lineCount(t, 7, 3));
       for (let i = 0, j = 7; i < lines.length; i++, j += 3)
         lines[i] = { sku: t[j], location: t[j + 1], qty: t[j + 2] };
@@ -151,7 +168,7 @@ function eventOfTuple(t: any[]): DomainEvent {
         lines,
       };
     }
-    case 6: {
+    case eventCodes.ReservationCommitted: {
       const lines: CommittedLine[] = new Array(lineCount(t, 3, 5));
       for (let i = 0, j = 3; i < lines.length; i++, j += 5)
         lines[i] = {
@@ -163,16 +180,16 @@ function eventOfTuple(t: any[]): DomainEvent {
         };
       return { type: 'ReservationCommitted', at: t[1], reservationId: t[2], lines };
     }
-    case 7:
+    case eventCodes.ReservationReleased:
       fields(t, 3);
       return { type: 'ReservationReleased', at: t[1], reservationId: t[2] };
-    case 8:
+    case eventCodes.ReservationExpired:
       fields(t, 3);
       return { type: 'ReservationExpired', at: t[1], reservationId: t[2] };
-    case 9:
+    case eventCodes.ReservationExtended:
       fields(t, 4);
       return { type: 'ReservationExtended', at: t[1], reservationId: t[2], expiresAt: t[3] };
-    case 10:
+    case eventCodes.ReservationAborted:
       fields(t, 3);
       return { type: 'ReservationAborted', at: t[1], reservationId: t[2] };
     default:
