@@ -206,24 +206,26 @@ export async function openLoop(
   const intervalMs = (options.latencyWaveSize / commandsPerSecond) * 1000;
   const waves = Math.max(1, Math.floor((seconds * 1000) / intervalMs));
   const start = performance.now();
-  const outstanding: Promise<void>[] = [];
-  for (let w = 0; w < waves; w++) {
-    const scheduled = start + w * intervalMs;
-    // Sleep until the wave's scheduled time (setImmediate spins cheaply at sub-ms gaps).
-    while (performance.now() < scheduled) {
-      await new Promise((resolve) =>
-        scheduled - performance.now() > 2 ? setTimeout(resolve, 1) : setImmediate(resolve),
-      );
-    }
-    const wave = workload.wave(options.latencyWaveSize);
-    outstanding.push(
-      engine.executeMany(wave).then(() => {
-        // From the scheduled start, not the actual send: a late send counts as latency.
-        histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduled) * 1000)));
-      }),
-    );
-  }
-  await Promise.all(outstanding);
+  // A timer wakes the generator; it sends every wave whose time has come. It never spins:
+  // a busy-waiting generator would take a core from the shards on a small machine. A wave
+  // sent late by the timer counts its lateness as latency (measured from its schedule).
+  await new Promise<void>((resolve) => {
+    let sent = 0;
+    let done = 0;
+    const tick = (): void => {
+      const now = performance.now();
+      while (sent < waves && start + sent * intervalMs <= now) {
+        const scheduled = start + sent * intervalMs;
+        sent++;
+        void engine.executeMany(workload.wave(options.latencyWaveSize)).then(() => {
+          histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduled) * 1000)));
+          if (++done === waves) resolve();
+        });
+      }
+      if (sent < waves) setTimeout(tick, Math.max(0, start + sent * intervalMs - performance.now()));
+    };
+    tick();
+  });
   return histogram;
 }
 
