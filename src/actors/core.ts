@@ -10,6 +10,7 @@
  * state away and recovers it from the WAL, because the state already includes the batch.
  */
 import type { Limits } from '../config.js';
+import { invariant } from '../errors.js';
 import { decide } from './decide.js';
 import { evolve } from './evolve.js';
 import { answer, type ReservationReplyTuple, replyTo } from './queries.js';
@@ -71,9 +72,13 @@ export class ShardCore {
   expireDue(now: EpochMs, events: DomainEvent[]): number {
     const state = this.state;
     let count = 0;
-    while (count < this.limits.expiriesPerBatchMax && state.expiries.peekTime() <= now) {
-      const id = state.expiries.pop()!;
+    const table = state.reservations;
+    while (count < this.limits.expiriesPerBatchMax && table.nextExpiryAt() <= now) {
+      const id = table.nextToExpire()!;
       const decision = decide(state, { type: 'expire', reservationId: id }, now);
+      // The timer holds exactly the held reservations at their expiry, and the expiry
+      // event takes this one off it: anything else would loop here for ever.
+      invariant(decision.events.length > 0, () => `reservation ${id} is due but did not expire`);
       for (const event of decision.events) {
         evolve(state, event);
         events.push(event);
@@ -90,6 +95,6 @@ export class ShardCore {
   }
 
   nextExpiryAt(): EpochMs {
-    return this.state.expiries.peekTime();
+    return this.state.reservations.nextExpiryAt();
   }
 }

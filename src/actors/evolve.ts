@@ -150,7 +150,6 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
       transitionTo(state, reservation, 'EXTEND', event.at);
       reservation.expiresAt = event.expiresAt;
       reservation.extensions++;
-      state.expiries.push(event.expiresAt, reservation.id);
       break;
     }
     default: {

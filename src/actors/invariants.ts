@@ -35,6 +35,8 @@ export function invariantViolations(state: ShardState): string[] {
     }
   }
   if (held !== state.heldCount) problems.push(`heldCount ${state.heldCount} but ${held} held reservations`);
+  const scheduled = state.reservations.scheduledExpiries;
+  if (scheduled !== held) problems.push(`${scheduled} reservations on the expiry timer but ${held} held`);
   let records = 0;
   for (const [sku, first] of state.stock) {
     for (let r: StockRecord | null = first; r; r = r.next) {

@@ -9,6 +9,7 @@
  */
 import type { Limits } from '../config.js';
 import { invariant } from '../errors.js';
+import { chunkSize } from './columns.js';
 import { combineOutcomes } from './reservation-machine.js';
 import { type Reservation, type ReservationInit, ReservationTable } from './reservation-table.js';
 import type { ChannelView, EpochMs, StockView } from './types.js';
@@ -62,108 +63,85 @@ export interface AdjustmentKeyEntry {
 
 export interface Channel extends ChannelView {}
 
-/** Min-heap of (expiresAt, reservation id); stale entries are skipped when popped (lazy deletion). */
-export class ExpiryHeap {
-  private readonly times: number[] = [];
-  private readonly ids: string[] = [];
-
-  get size(): number {
-    return this.times.length;
-  }
-
-  push(expiresAt: EpochMs, id: string): void {
-    const times = this.times;
-    const ids = this.ids;
-    let i = times.length;
-    times.push(expiresAt);
-    ids.push(id);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (times[parent]! <= expiresAt) break;
-      times[i] = times[parent]!;
-      ids[i] = ids[parent]!;
-      i = parent;
-    }
-    times[i] = expiresAt;
-    ids[i] = id;
-  }
-
-  peekTime(): EpochMs {
-    return this.times.length > 0 ? this.times[0]! : Number.POSITIVE_INFINITY;
-  }
-
-  pop(): string | undefined {
-    const times = this.times;
-    const ids = this.ids;
-    if (times.length === 0) return undefined;
-    const top = ids[0];
-    const lastTime = times.pop()!;
-    const lastId = ids.pop()!;
-    const n = times.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        if (left >= n) break;
-        const right = left + 1;
-        const child = right < n && times[right]! < times[left]! ? right : left;
-        if (times[child]! >= lastTime) break;
-        times[i] = times[child]!;
-        ids[i] = ids[child]!;
-        i = child;
-      }
-      times[i] = lastTime;
-      ids[i] = lastId;
-    }
-    return top;
-  }
-}
-
-/** FIFO of finished reservations, forgotten after the retention window or past the count limit. */
+/**
+ * FIFO of finished reservations, forgotten after the retention window or past the count
+ * limit. A queue of fixed-size chunks: pushing and shifting never copy what is queued
+ * (a flat array compacted now and then would stall the shard at a million entries).
+ */
 export class FinishedQueue {
-  private ids: string[] = [];
-  private times: number[] = [];
+  private idChunks: string[][] = [];
+  private timeChunks: Float64Array[] = [];
+  /** Index of the oldest entry in the first chunk. */
   private head = 0;
+  /** Entries used in the last chunk. */
+  private tail = chunkSize;
+  private count = 0;
 
   get size(): number {
-    return this.ids.length - this.head;
+    return this.count;
   }
 
   push(id: string, finishedAt: EpochMs): void {
-    this.ids.push(id);
-    this.times.push(finishedAt);
+    if (this.tail === chunkSize) {
+      this.idChunks.push(new Array<string>(chunkSize).fill(''));
+      this.timeChunks.push(new Float64Array(chunkSize));
+      this.tail = 0;
+    }
+    const last = this.idChunks.length - 1;
+    this.idChunks[last]![this.tail] = id;
+    this.timeChunks[last]![this.tail] = finishedAt;
+    this.tail++;
+    this.count++;
   }
 
   /** Finish time of the oldest entry; +Infinity when empty. */
   oldestAt(): EpochMs {
-    return this.head < this.times.length ? this.times[this.head]! : Number.POSITIVE_INFINITY;
+    return this.count > 0 ? this.timeChunks[0]![this.head]! : Number.POSITIVE_INFINITY;
   }
 
   /** Id of the oldest entry; call only when not empty. */
   oldestId(): string {
-    return this.ids[this.head]!;
+    return this.idChunks[0]![this.head]!;
   }
 
   shift(): void {
+    this.idChunks[0]![this.head] = '';
     this.head++;
-    // Compact once the dead prefix dominates, so memory stays proportional to the live window.
-    if (this.head > 1024 && this.head * 2 > this.ids.length) {
-      this.ids = this.ids.slice(this.head);
-      this.times = this.times.slice(this.head);
+    this.count--;
+    if (this.count === 0) {
+      this.idChunks = [];
+      this.timeChunks = [];
+      this.head = 0;
+      this.tail = chunkSize;
+    } else if (this.head === chunkSize) {
+      this.idChunks.shift();
+      this.timeChunks.shift();
       this.head = 0;
     }
   }
 
   sortByTime(): void {
     const entries = this.entries().sort((a, b) => a[1] - b[1]);
-    this.ids = entries.map((e) => e[0]);
-    this.times = entries.map((e) => e[1]);
+    this.idChunks = [];
+    this.timeChunks = [];
     this.head = 0;
+    this.tail = chunkSize;
+    this.count = 0;
+    for (const [id, at] of entries) this.push(id, at);
   }
 
   entries(): Array<[string, EpochMs]> {
     const out: Array<[string, EpochMs]> = [];
-    for (let i = this.head; i < this.ids.length; i++) out.push([this.ids[i]!, this.times[i]!]);
+    let chunk = 0;
+    let i = this.head;
+    for (let n = 0; n < this.count; n++) {
+      if (i === chunkSize) {
+        chunk++;
+        i = 0;
+      }
+      out.push([this.idChunks[chunk]![i]!, this.timeChunks[chunk]![i]!]);
+      i++;
+    }
     return out;
   }
 }
@@ -180,7 +158,6 @@ export class ShardState {
   readonly channels = new Map<string, Channel>();
   /** `${sku}\u0000${key}` → entry, in insertion (= time) order. */
   readonly adjustmentKeys = new Map<string, AdjustmentKeyEntry>();
-  readonly expiries = new ExpiryHeap();
   readonly finished = new FinishedQueue();
   recordCount = 0;
   /** Held reservations (status held), for stats. */
@@ -229,13 +206,10 @@ export class ShardState {
     return out;
   }
 
-  /** Schedules expiry and remembers a reservation. */
+  /** Remembers a reservation (a held one goes on the table's expiry timer). */
   addReservation(reservation: ReservationInit): void {
     this.reservations.add(reservation);
-    if (reservation.status === 'held') {
-      this.heldCount++;
-      this.expiries.push(reservation.expiresAt, reservation.id);
-    }
+    if (reservation.status === 'held') this.heldCount++;
   }
 
   /**
@@ -252,7 +226,6 @@ export class ShardState {
     existing.finishedAt = outcome.finishedAt;
     existing.expiresAt = outcome.expiresAt;
     existing.extensions = outcome.extensions;
-    if (existing.status === 'held') this.expiries.push(existing.expiresAt, existing.id);
   }
 
   sortAdjustmentKeys(): void {
