@@ -15,6 +15,17 @@ export interface Limits {
   readonly batchCommandsMax: number;
   /** Batches a shard may have in flight (sent, not yet replied) at once. */
   readonly inflightBatchesMax: number;
+  /**
+   * While a shard has a batch in flight, a further batch is sent only once this many
+   * commands wait; fewer wait for the reply and go together in the next batch. The shard
+   * appends one group at a time anyway, so waiting costs them little (the deciding of the
+   * next group, which a second batch overlaps with the append), while small batches to a
+   * shard that is already busy cost the main thread a message and a wake-up each: with
+   * single HTTP reserves (about a dozen per batch) sending at once took 15% more server CPU
+   * per request. 1 sends every batch at once (up to inflightBatchesMax); a full batch
+   * (batchCommandsMax) always goes.
+   */
+  readonly pipelineCommandsMin: number;
   /** Events in one group-committed WAL row. A batch that produces more is split. */
   readonly walBatchEventsMax: number;
   /** Lines in one reservation. */
@@ -71,6 +82,7 @@ export const defaultLimits: Limits = Object.freeze({
   mailboxDepthMax: 65_536,
   batchCommandsMax: 4_096,
   inflightBatchesMax: 4,
+  pipelineCommandsMin: 256,
   walBatchEventsMax: 65_536,
   reservationLinesMax: 100,
   channelLocationsMax: 64,

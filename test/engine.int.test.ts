@@ -408,6 +408,55 @@ describe('overload', () => {
 
 /* ----------------------------------------------------------------------- expiry */
 
+describe('batching', () => {
+  /** A store whose appends wait while `gate` is set, so a batch stays in flight. */
+  class GatedStore extends MemoryWalStore {
+    gate: Promise<void> | null = null;
+    override async append(row: Parameters<MemoryWalStore['append']>[0]): Promise<void> {
+      if (this.gate !== null) await this.gate;
+      return super.append(row);
+    }
+  }
+
+  /** Eleven reserves, the first alone, then ten a tick apart while the first is in flight. */
+  async function batchesForTrickle(limits: Limits): Promise<number> {
+    const store = new GatedStore();
+    const engine = await start({ shards: 1, store, limits });
+    await ok(engine, { type: 'set', sku: 'b-sku', location: 'dc-1', onHand: 100 });
+    const before = (await engine.stats())[0]!.batches;
+    let open!: () => void;
+    store.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const replies = [engine.execute(reserveOf('t0'))];
+    for (let i = 1; i <= 10; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      replies.push(engine.execute(reserveOf(`t${i}`)));
+    }
+    // Let the worker take whatever was sent before the first append completes.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    store.gate = null;
+    open();
+    for (const reply of await Promise.all(replies)) expect(reply.ok).toBe(true);
+    return (await engine.stats())[0]!.batches - before;
+  }
+
+  const reserveOf = (reservationId: string): Reserve => ({
+    type: 'reserve',
+    reservationId,
+    lines: [{ sku: 'b-sku', qty: 1, location: 'dc-1' }],
+  });
+
+  it('while a batch is in flight, a trickle of commands waits and goes as one batch (pipelineCommandsMin)', async () => {
+    expect(await batchesForTrickle(defaultLimits)).toBe(2);
+  });
+
+  it('with pipelineCommandsMin 1, the same trickle goes in as many batches as may be in flight', async () => {
+    const batches = await batchesForTrickle({ ...defaultLimits, pipelineCommandsMin: 1 });
+    expect(batches).toBeGreaterThanOrEqual(defaultLimits.inflightBatchesMax);
+  });
+});
+
 describe('expiry', () => {
   const fastTick: Limits = { ...defaultLimits, expiryTickMs: 10 };
 

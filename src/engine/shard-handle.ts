@@ -3,7 +3,9 @@
  * supervisor that restarts the worker when it dies.
  *
  *   execute() ─▶ pending[] ─(setImmediate / on reply)─▶ batch ≤ batchCommandsMax ─▶ worker
- *                  ▲ bounded: mailboxDepthMax           in flight ≤ inflightBatchesMax
+ *                  ▲ bounded: mailboxDepthMax           in flight ≤ inflightBatchesMax; while one
+ *                                                       is in flight, the next only once
+ *                                                       pipelineCommandsMin commands wait
  *                  └─ full: OVERLOADED at once, never queued without bound
  *
  * A request's reply is delivered to a Sink at an index, so a bulk caller gets one
@@ -158,11 +160,15 @@ export class ShardHandle {
 
   private flush(): void {
     const max = this.limits.batchCommandsMax;
+    const pipelineMin = Math.min(this.limits.pipelineCommandsMin, max);
     while (
       this.phase === 'ready' &&
       this.pendingRequests.length > 0 &&
       this.inflight.size < this.limits.inflightBatchesMax
     ) {
+      // A busy shard gets another batch only when enough waits for it (pipelineCommandsMin);
+      // fewer go with the next reply.
+      if (this.inflight.size > 0 && this.pendingRequests.length < pipelineMin) return;
       if (this.pendingRequests.length <= max) {
         const requests = this.pendingRequests;
         const sinks = this.pendingSinks;
