@@ -42,12 +42,14 @@ export class ExpiryHeap {
 
   /** Schedules the slot at `time`, or moves it there when it is scheduled already. */
   schedule(slot: number, time: EpochMs): void {
-    this.positions.ensure(slot + 1);
+    if (slot >= this.positions.capacity) this.positions.ensure(slot + 1);
     const at = this.positions.get(slot);
     if (at === NONE) {
       const i = this.count++;
-      this.times.ensure(this.count);
-      this.slots.ensure(this.count);
+      if (i >= this.times.capacity) {
+        this.times.ensure(i + 1);
+        this.slots.ensure(i + 1);
+      }
       this.siftUp(i, slot, time);
       return;
     }

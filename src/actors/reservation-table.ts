@@ -139,6 +139,9 @@ export class ReservationTable {
    * (add, the status and expiresAt setters, delete), so it cannot drift from the statuses.
    */
   private readonly expiries = new ExpiryHeap();
+  /** The last id `get` found and its slot (cleared when that reservation is deleted). */
+  private lastId: string | null = null;
+  private lastSlot = NONE;
 
   get size(): number {
     return this.count;
@@ -149,8 +152,13 @@ export class ReservationTable {
   }
 
   get(id: string): Reservation | undefined {
+    // A command's decision and its event look the same reservation up one after the other.
+    if (id === this.lastId) return new ReservationHandle(this, this.lastSlot);
     const slot = this.segments[segmentOf(id)]!.get(id);
-    return slot === undefined ? undefined : new ReservationHandle(this, slot);
+    if (slot === undefined) return undefined;
+    this.lastId = id;
+    this.lastSlot = slot;
+    return new ReservationHandle(this, slot);
   }
 
   /** Adds a reservation whose id the table does not hold (the caller has looked it up). */
@@ -191,6 +199,10 @@ export class ReservationTable {
     if (slot === undefined) return false;
     segment.delete(id);
     this.count--;
+    if (slot === this.lastSlot) {
+      this.lastId = null;
+      this.lastSlot = NONE;
+    }
     this.expiries.remove(slot);
     let line = this.firstLines.get(slot);
     while (line !== NONE) {
