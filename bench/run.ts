@@ -118,11 +118,13 @@ interface BenchOptions extends CapacityOptions {
   rate?: number;
 }
 
-/** The engine microbenchmarks (heap per record, engine throughput); run with --expose-gc for clean memory figures. */
+/** The engine microbenchmarks (heap per record, the bare shard core loop, engine throughput); run with --expose-gc for clean memory figures. */
 export async function runEngineBenchmarks(): Promise<void> {
   const { main: memory } = await import('./memory.js');
   const { main: engineThroughput } = await import('./engine-throughput.js');
+  const { main: coreLoop } = await import('./core-loop.js');
   await memory();
+  await coreLoop();
   await engineThroughput();
 }
 

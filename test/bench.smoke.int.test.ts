@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { formatCoreLoop, runCoreLoop } from '../bench/core-loop.js';
 import { formatThroughput, runThroughput } from '../bench/engine-throughput.js';
 import { measureRecordMemory, measureReservationMemory } from '../bench/memory.js';
 
@@ -28,6 +29,17 @@ describe('benchmark smoke', () => {
     expect(result.rejected).toBe(0);
     expect(result.roundTripMs.p99).toBeGreaterThanOrEqual(result.roundTripMs.p50);
     expect(formatThroughput(result)).toContain('commands/s');
+  });
+
+  it('the bare core loop is measured, with its slowest batch', () => {
+    const result = runCoreLoop(5_000, 100, 1_000);
+    expect(result.commandsPerSecond).toBeGreaterThan(0);
+    // Half the mix reserves; the other half commits or releases earlier reservations, and
+    // finished reservations are kept for the retention window.
+    expect(result.reservations).toBe(2_500);
+    expect(result.batchMs.max).toBeGreaterThanOrEqual(result.batchMs.p50);
+    expect(result.slowest.ms).toBe(result.batchMs.max);
+    expect(formatCoreLoop(result)).toContain('commands/s');
   });
 
   it('memory per record is measured', () => {
