@@ -1,6 +1,7 @@
 /**
- * One shard's logic (ShardCore) driven in this thread, no workers and no WAL: the same
- * reserve/commit/release mix as engine-throughput.ts, in batches of BENCH_CORE_BATCH
+ * One shard's logic (ShardCore.processForWire, replies in the compact form a worker sends)
+ * driven in this thread, no workers and no WAL: the same reserve/commit/release mix as
+ * engine-throughput.ts, in batches of BENCH_CORE_BATCH
  * commands, until BENCH_CORE_COMMANDS commands. It prints the commands/s of the bare
  * decide/evolve loop and the distribution of the time per batch, whose maximum shows any
  * step that grows with the state (a rehash or a copy of a whole table) as a pause.
@@ -48,7 +49,7 @@ export function runCoreLoop(commands: number, batchSize: number, skus = 100_000)
     const batch = workload.wave(batchSize);
     const t0 = performance.now();
     // One simulated millisecond per thousand commands: nothing expires within the run.
-    core.process(batch, now + done / 1_000);
+    core.processForWire(batch, now + done / 1_000);
     const ms = performance.now() - t0;
     times[b] = ms;
     if (ms > slowest.ms) slowest = { ms, atCommand: done, reservations: core.state.reservations.size };
@@ -66,6 +67,30 @@ export function runCoreLoop(commands: number, batchSize: number, skus = 100_000)
   };
 }
 
+/**
+ * The machine's yardstick for the loop: ns per lookup of a present key, in a random order,
+ * in one Map of `entries` short string ids (the shape of the reservation index). A shard
+ * keeps every reservation of the retention window, so its commands look up tables far
+ * larger than the CPU caches; this figure is the cost of one such miss on this machine.
+ */
+export function mapLookupNs(entries: number): number {
+  const ids: string[] = new Array(entries);
+  const map = new Map<string, number>();
+  for (let i = 0; i < entries; i++) {
+    ids[i] = `r${i}`;
+    map.set(ids[i]!, i);
+  }
+  // A stride coprime with the size visits every key once, far from the last.
+  const stride = 7_919;
+  let found = 0;
+  const started = performance.now();
+  for (let i = 0, j = 0; i < entries; i++, j = (j + stride) % entries)
+    if (map.get(ids[j]!) !== undefined) found++;
+  const ns = ((performance.now() - started) * 1e6) / entries;
+  if (found !== entries) throw new Error('lookup yardstick lost keys');
+  return ns;
+}
+
 export function formatCoreLoop(r: CoreLoopResult): string {
   const f = (ms: number): string => ms.toFixed(3);
   return (
@@ -80,6 +105,12 @@ export async function main(): Promise<void> {
   console.log(`shard core loop (one thread, no WAL) — ${describeMachine()}`);
   const result = runCoreLoop(envNumber('BENCH_CORE_COMMANDS', 4_000_000), envNumber('BENCH_CORE_BATCH', 100));
   console.log(formatCoreLoop(result));
+  const entries = envNumber('BENCH_LOOKUP_ENTRIES', 1_000_000);
+  const ns = mapLookupNs(entries);
+  console.log(
+    `yardstick  a random lookup in a Map of ${entries.toLocaleString('en-US')} ids: ${ns.toFixed(0)} ns; ` +
+      `the loop spends ${(1e9 / result.commandsPerSecond).toFixed(0)} ns per command (${(1e9 / result.commandsPerSecond / ns).toFixed(1)} such lookups)`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

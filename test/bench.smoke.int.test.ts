@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatCoreLoop, runCoreLoop } from '../bench/core-loop.js';
+import { formatCoreLoop, mapLookupNs, runCoreLoop } from '../bench/core-loop.js';
 import { formatThroughput, runThroughput } from '../bench/engine-throughput.js';
 import { measureRecordMemory, measureReservationMemory } from '../bench/memory.js';
 
@@ -40,6 +40,12 @@ describe('benchmark smoke', () => {
     expect(result.batchMs.max).toBeGreaterThanOrEqual(result.batchMs.p50);
     expect(result.slowest.ms).toBe(result.batchMs.max);
     expect(formatCoreLoop(result)).toContain('commands/s');
+  });
+
+  it('the lookup yardstick times a lookup of every key', () => {
+    const ns = mapLookupNs(20_000);
+    expect(Number.isFinite(ns)).toBe(true);
+    expect(ns).toBeGreaterThan(0);
   });
 
   it('memory per record is measured', () => {

@@ -41,8 +41,7 @@ const TUPLE_HEAD = 10;
 const TUPLE_LINE = 5;
 
 export function reservationReplyTuple(reservation: Reservation, replayed: boolean): ReservationReplyTuple {
-  const lines = reservation.lines;
-  const t: unknown[] = new Array(TUPLE_HEAD + TUPLE_LINE * lines.length);
+  const t: unknown[] = new Array(TUPLE_HEAD + TUPLE_LINE * reservation.lineCount);
   t[0] = TUPLE_RESERVATION;
   t[1] = replayed;
   t[2] = reservation.id;
@@ -53,14 +52,7 @@ export function reservationReplyTuple(reservation: Reservation, replayed: boolea
   t[7] = reservation.expiresAt;
   t[8] = reservation.finishedAt;
   t[9] = reservation.extensions;
-  let j = TUPLE_HEAD;
-  for (const line of lines) {
-    t[j++] = line.sku;
-    t[j++] = line.location;
-    t[j++] = line.qty;
-    t[j++] = line.held;
-    t[j++] = line.committed;
-  }
+  reservation.writeLineFields(t, TUPLE_HEAD);
   return t as unknown as ReservationReplyTuple;
 }
 

@@ -70,6 +70,13 @@ export interface Reservation {
   status: ReservationMachineState;
   /** This shard's lines only, in the order they were added; a fresh array on every read. */
   readonly lines: readonly ReservationLine[];
+  /** How many lines `lines` would give, without building them. */
+  readonly lineCount: number;
+  /**
+   * Writes each line's sku, location, qty, held and committed into `target` from `offset`
+   * on, in the order of `lines`, without building the line handles (the reply tuple).
+   */
+  writeLineFields(target: unknown[], offset: number): void;
   /** When it left held (0 while held). */
   finishedAt: EpochMs;
   /** Extensions this part took: a part settled by a partial commit takes no more (see combineOutcomes). */
@@ -279,6 +286,26 @@ export class ReservationTable {
     return lines;
   }
 
+  /** @internal */
+  lineCountAt(slot: number): number {
+    let count = 0;
+    for (let line = this.firstLines.get(slot); line !== NONE; line = this.lineNext.get(line)) count++;
+    return count;
+  }
+
+  /** @internal */
+  writeLineFieldsAt(slot: number, target: unknown[], offset: number): void {
+    let j = offset;
+    for (let line = this.firstLines.get(slot); line !== NONE; line = this.lineNext.get(line)) {
+      const record = this.lineRecords.get(line)!;
+      target[j++] = record.sku;
+      target[j++] = record.location;
+      target[j++] = this.lineQty.get(line);
+      target[j++] = this.lineHeld.get(line);
+      target[j++] = this.lineCommitted.get(line);
+    }
+  }
+
   private appendLinesAt(slot: number, lines: readonly LineInit[]): void {
     for (const init of lines) {
       const line = this.takeLine();
@@ -380,6 +407,12 @@ class ReservationHandle implements Reservation {
   }
   get lines(): ReservationLine[] {
     return this.table.linesAt(this.slot);
+  }
+  get lineCount(): number {
+    return this.table.lineCountAt(this.slot);
+  }
+  writeLineFields(target: unknown[], offset: number): void {
+    this.table.writeLineFieldsAt(this.slot, target, offset);
   }
 }
 
