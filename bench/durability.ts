@@ -9,7 +9,8 @@
  *               events; restart from the WAL alone, then from a snapshot + the tail
  *   stall       what a snapshot costs the shard at RECORDS records: the in-worker image
  *               (mailbox stalled while the image is built) against the background snapshot
- *               built from the WAL (round trips of small batches measured meanwhile)
+ *               built from the WAL (round trips of small batches measured meanwhile, and
+ *               for as long again with no snapshot running, the baseline to compare with)
  *
  * Parameters (environment): BENCH_ONLY (throughput,recovery,stall), BENCH_STORES
  * (postgres,pglite), BENCH_SECONDS (3), BENCH_WAVES (100,1000,4000), BENCH_RECORDS
@@ -200,16 +201,27 @@ async function stall(kind: string, records: number): Promise<void> {
       }
       return histogram;
     };
-    const inWorker = engine.snapshotNow();
-    const whileImaging = await probe(inWorker);
-    const [image] = await inWorker;
+    // The background snapshot first, while the WAL alone holds the records: it replays them
+    // and writes the image. (After another snapshot it would find nothing new to write.)
+    const backgroundStarted = performance.now();
     const background = engine.snapshotInBackground();
     const whileBackground = await probe(background);
     const [built] = await background;
+    const backgroundMs = performance.now() - backgroundStarted;
+    if (built!.bytes === 0) throw new Error('the background snapshot wrote nothing: it measured no snapshot');
+    // The same probe for as long again with no snapshot: what the round trips are anyway
+    // (GC, the machine's own noise), so the difference is what the snapshot costs.
+    const baseline = await probe(new Promise((resolve) => setTimeout(resolve, backgroundMs)));
+    const inWorker = engine.snapshotNow();
+    const whileImaging = await probe(inWorker);
+    const [image] = await inWorker;
     console.log(
       `stall      ${kind.padEnd(8)} ${records.toLocaleString('en-US')} records: in-worker image stalls the mailbox ${image!.stallMs.toFixed(1)} ms ` +
-        `(probe max ${ms(whileImaging, 100)} ms); background snapshot from the WAL took ${(built!.millis / 1000).toFixed(2)} s, ` +
-        `shard round trips meanwhile p50 ${ms(whileBackground, 50)} p99 ${ms(whileBackground, 99)} max ${ms(whileBackground, 100)} ms`,
+        `(probe max ${ms(whileImaging, 100)} ms); background snapshot (${(built!.bytes / 1e6).toFixed(1)} MB) from the WAL took ${(built!.millis / 1000).toFixed(2)} s ` +
+        `(${(backgroundMs / 1000).toFixed(2)} s with its thread's start), ` +
+        `shard round trips meanwhile p50 ${ms(whileBackground, 50)} p99 ${ms(whileBackground, 99)} max ${ms(whileBackground, 100)} ms ` +
+        `(${whileBackground.totalCount} probes); with no snapshot, as long: p50 ${ms(baseline, 50)} p99 ${ms(baseline, 99)} max ${ms(baseline, 100)} ms ` +
+        `(${baseline.totalCount} probes)`,
     );
   } finally {
     await engine.stop();

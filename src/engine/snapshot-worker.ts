@@ -6,7 +6,9 @@
  *   main ◀──{seq, bytes, rows, events, millis} or {error}
  *
  * The shard's own thread never stops for it: the WAL already holds everything durable,
- * and replaying it with the same `evolve` gives exactly the state the shard had at S.
+ * and replaying it with the same `evolve` gives exactly the state the shard had at S. The
+ * thread runs at the lowest CPU priority (thread-priority.ts), so on a small machine the
+ * replay takes time slices from the serving threads only when they leave a core idle.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { imageOf } from '../actors/snapshot.js';
@@ -15,6 +17,7 @@ import { checksumOf, encode } from '../persistence/codec.js';
 import { type StoreLink, storeFromLink } from '../persistence/store-link.js';
 import type { Layout } from '../persistence/wal.js';
 import { rebuildShard } from './replay.js';
+import { lowerThreadPriority } from './thread-priority.js';
 
 export interface SnapshotJob {
   readonly link: StoreLink;
@@ -34,6 +37,8 @@ export type SnapshotJobResult =
     }
   | { readonly ok: false; readonly error: string };
 
+// Background work: it runs on the time the shard workers and the API thread leave idle.
+lowerThreadPriority();
 const job = workerData as SnapshotJob;
 const store = storeFromLink(job.link);
 const started = performance.now();
