@@ -9,6 +9,7 @@
  *   npm run build && node --expose-gc dist/bench/core-loop.js
  */
 import { ShardCore } from '../src/actors/core.js';
+import { IdIndex } from '../src/actors/id-index.js';
 import { defaultLimits } from '../src/config.js';
 import { Workload } from './engine-throughput.js';
 import { describeMachine, envNumber } from './machine.js';
@@ -67,28 +68,49 @@ export function runCoreLoop(commands: number, batchSize: number, skus = 100_000)
   };
 }
 
+export interface LookupYardstick {
+  /** ns per lookup of a present id in one Map of `entries` ids. */
+  readonly mapNs: number;
+  /** The same lookups in the reservation table's id index (id-index.ts). */
+  readonly indexNs: number;
+  /** The same lookups of ids the index does not hold (a new reservation's first step). */
+  readonly indexMissNs: number;
+}
+
 /**
  * The machine's yardstick for the loop: ns per lookup of a present key, in a random order,
- * in one Map of `entries` short string ids (the shape of the reservation index). A shard
- * keeps every reservation of the retention window, so its commands look up tables far
- * larger than the CPU caches; this figure is the cost of one such miss on this machine.
+ * in one Map of `entries` short string ids. A shard keeps every reservation of the
+ * retention window, so its commands look up tables far larger than the CPU caches; the
+ * Map's figure is the cost of a few such misses on this machine. The same lookups in the
+ * reservation index (open addressing over typed arrays), and lookups of absent ids there,
+ * are timed alongside, so the two structures compare within one run.
  */
-export function mapLookupNs(entries: number): number {
+export function lookupYardstick(entries: number): LookupYardstick {
   const ids: string[] = new Array(entries);
   const map = new Map<string, number>();
+  const index = new IdIndex({ get: (slot: number) => ids[slot]! });
   for (let i = 0; i < entries; i++) {
     ids[i] = `r${i}`;
     map.set(ids[i]!, i);
+    index.add(ids[i]!, i);
   }
+  // Fresh strings for each, as decoded from a request: no hash cached in them yet.
+  const fresh = (): string[] => Array.from({ length: entries }, (_, i) => `r${i}`);
+  const absent = Array.from({ length: entries }, (_, i) => `x${i}`);
   // A stride coprime with the size visits every key once, far from the last.
   const stride = 7_919;
-  let found = 0;
-  const started = performance.now();
-  for (let i = 0, j = 0; i < entries; i++, j = (j + stride) % entries)
-    if (map.get(ids[j]!) !== undefined) found++;
-  const ns = ((performance.now() - started) * 1e6) / entries;
-  if (found !== entries) throw new Error('lookup yardstick lost keys');
-  return ns;
+  const timed = (lookup: (id: string) => boolean, keys: readonly string[]): number => {
+    let found = 0;
+    const started = performance.now();
+    for (let i = 0, j = 0; i < entries; i++, j = (j + stride) % entries) if (lookup(keys[j]!)) found++;
+    const ns = ((performance.now() - started) * 1e6) / entries;
+    if (found !== (keys === absent ? 0 : entries)) throw new Error('lookup yardstick lost keys');
+    return ns;
+  };
+  const mapNs = timed((id) => map.get(id) !== undefined, fresh());
+  const indexNs = timed((id) => index.get(id) !== -1, fresh());
+  const indexMissNs = timed((id) => index.get(id) !== -1, absent);
+  return { mapNs, indexNs, indexMissNs };
 }
 
 export function formatCoreLoop(r: CoreLoopResult): string {
@@ -106,10 +128,14 @@ export async function main(): Promise<void> {
   const result = runCoreLoop(envNumber('BENCH_CORE_COMMANDS', 4_000_000), envNumber('BENCH_CORE_BATCH', 100));
   console.log(formatCoreLoop(result));
   const entries = envNumber('BENCH_LOOKUP_ENTRIES', 1_000_000);
-  const ns = mapLookupNs(entries);
+  const y = lookupYardstick(entries);
   console.log(
-    `yardstick  a random lookup in a Map of ${entries.toLocaleString('en-US')} ids: ${ns.toFixed(0)} ns; ` +
-      `the loop spends ${(1e9 / result.commandsPerSecond).toFixed(0)} ns per command (${(1e9 / result.commandsPerSecond / ns).toFixed(1)} such lookups)`,
+    `yardstick  a random lookup in a Map of ${entries.toLocaleString('en-US')} ids: ${y.mapNs.toFixed(0)} ns; ` +
+      `the loop spends ${(1e9 / result.commandsPerSecond).toFixed(0)} ns per command (${(1e9 / result.commandsPerSecond / y.mapNs).toFixed(1)} such lookups)`,
+  );
+  console.log(
+    `id index   the same lookups in the reservation id index: ${y.indexNs.toFixed(0)} ns (${(y.indexNs / y.mapNs).toFixed(2)}× the Map); ` +
+      `an absent id: ${y.indexMissNs.toFixed(0)} ns`,
   );
 }
 

@@ -11,8 +11,10 @@
  * reservation adds is its id string (and its order id and channel strings, when given).
  *
  * Every structure here grows in bounded steps (chunked columns, see columns.ts; the id
- * index split into segments), so no insert ever copies or rehashes the whole table, and
- * the table keeps the expiry timer of its held reservations itself (expiry-heap.ts).
+ * index in segments, see id-index.ts), so no insert ever copies or rehashes the whole
+ * table, and the table keeps the expiry timer of its held reservations itself
+ * (expiry-heap.ts). It iterates in the order its reservations were added, through a list
+ * over the slots, as a Map would.
  *
  * Readers get a `Reservation`: a short-lived handle onto one slot, with the fields as
  * getters and setters, so the decider, evolve and the queries read as they did. A handle
@@ -21,6 +23,7 @@
 import { invariant } from '../errors.js';
 import { Float64Column, Int32Column, RefColumn, Uint8Column } from './columns.js';
 import { ExpiryHeap } from './expiry-heap.js';
+import { IdIndex } from './id-index.js';
 import { type ReservationMachineState, reservationStates } from './reservation-machine.js';
 import type { StockRecord } from './state.js';
 import type { EpochMs } from './types.js';
@@ -90,35 +93,10 @@ const statusCodes = Object.fromEntries(reservationStates.map((s, i) => [s, i])) 
 >;
 const HELD = statusCodes.held;
 
-/**
- * The id → slot index is split into this many Maps by a hash of the id. A Map rehashes
- * itself in one step when it grows (or shrinks) past a power of two: one Map of two
- * million ids stalls the shard for over 100 ms; a segment of 1/256 of that, under 1 ms.
- */
-const SEGMENT_BITS = 8;
-const SEGMENT_MASK = (1 << SEGMENT_BITS) - 1;
-
-/**
- * FNV-1a over the last (up to) 8 UTF-16 units of the id, folded to a segment number. Ids
- * differ at their end (counters, random suffixes, UUIDs); hashing the whole of a long id
- * would cost more than the lookup it spreads. Ids that share their last 8 units only
- * crowd into fewer segments: still correct, with bigger (rarer) rehash steps.
- */
-function segmentOf(id: string): number {
-  let h = 0x811c9dc5;
-  for (let i = Math.max(0, id.length - 8); i < id.length; i++)
-    h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  return (h ^ (h >>> 16)) & SEGMENT_MASK;
-}
-
 export class ReservationTable {
-  private readonly segments: Array<Map<string, number>> = Array.from(
-    { length: SEGMENT_MASK + 1 },
-    () => new Map<string, number>(),
-  );
-  private count = 0;
   // Reservation columns, indexed by slot.
   /** @internal */ readonly ids = new RefColumn<string>('');
+  private readonly index = new IdIndex(this.ids);
   /** @internal */ readonly orderIds = new RefColumn<string | null>(null);
   /** @internal */ readonly channelIds = new RefColumn<string | null>(null);
   /** @internal */ readonly bodyHashes = new Float64Column();
@@ -129,6 +107,11 @@ export class ReservationTable {
   /** @internal */ readonly statuses = new Uint8Column();
   /** @internal */ readonly firstLines = new Int32Column();
   /** @internal */ readonly lastLines = new Int32Column();
+  /** The order of adding: a list through the slots, oldest first. */
+  private readonly newer = new Int32Column();
+  private readonly older = new Int32Column();
+  private oldest = NONE;
+  private newest = NONE;
   private slotsUsed = 0;
   /** Freed slots, reused first (a stack). */
   private readonly freeSlots: number[] = [];
@@ -151,18 +134,18 @@ export class ReservationTable {
   private lastSlot = NONE;
 
   get size(): number {
-    return this.count;
+    return this.index.size;
   }
 
   has(id: string): boolean {
-    return this.segments[segmentOf(id)]!.has(id);
+    return this.index.get(id) !== NONE;
   }
 
   get(id: string): Reservation | undefined {
     // A command's decision and its event look the same reservation up one after the other.
     if (id === this.lastId) return new ReservationHandle(this, this.lastSlot);
-    const slot = this.segments[segmentOf(id)]!.get(id);
-    if (slot === undefined) return undefined;
+    const slot = this.index.get(id);
+    if (slot === NONE) return undefined;
     this.lastId = id;
     this.lastSlot = slot;
     return new ReservationHandle(this, slot);
@@ -184,33 +167,46 @@ export class ReservationTable {
     this.firstLines.set(slot, NONE);
     this.lastLines.set(slot, NONE);
     this.appendLinesAt(slot, init.lines);
+    // The index refuses an id it holds; undo the slot before failing loudly.
+    if (!this.index.add(init.id, slot)) {
+      this.releaseSlot(slot);
+      invariant(false, () => `reservation ${init.id} added twice`);
+    }
     if (status === HELD) this.expiries.schedule(slot, init.expiresAt);
-    // Checked after the fact, to spare the hot path a second lookup of the id.
-    const segment = this.segments[segmentOf(init.id)]!;
-    const size = segment.size;
-    segment.set(init.id, slot);
-    invariant(segment.size === size + 1, () => `reservation ${init.id} added twice`);
-    this.count++;
+    this.newer.set(slot, NONE);
+    this.older.set(slot, this.newest);
+    if (this.newest === NONE) this.oldest = slot;
+    else this.newer.set(this.newest, slot);
+    this.newest = slot;
   }
 
   /** Adds lines after the reservation's own (a cut reservation completed, or parts merged). */
   appendLines(id: string, lines: readonly LineInit[]): void {
-    const slot = this.segments[segmentOf(id)]!.get(id);
-    invariant(slot !== undefined, () => `lines for unknown reservation ${id}`);
+    const slot = this.index.get(id);
+    invariant(slot !== NONE, () => `lines for unknown reservation ${id}`);
     this.appendLinesAt(slot, lines);
   }
 
   delete(id: string): boolean {
-    const segment = this.segments[segmentOf(id)]!;
-    const slot = segment.get(id);
-    if (slot === undefined) return false;
-    segment.delete(id);
-    this.count--;
+    const slot = this.index.delete(id);
+    if (slot === NONE) return false;
     if (slot === this.lastSlot) {
       this.lastId = null;
       this.lastSlot = NONE;
     }
     this.expiries.remove(slot);
+    const newer = this.newer.get(slot);
+    const older = this.older.get(slot);
+    if (older === NONE) this.oldest = newer;
+    else this.newer.set(older, newer);
+    if (newer === NONE) this.newest = older;
+    else this.older.set(newer, older);
+    this.releaseSlot(slot);
+    return true;
+  }
+
+  /** Frees a slot the index no longer holds: its lines, its strings. */
+  private releaseSlot(slot: number): void {
     let line = this.firstLines.get(slot);
     while (line !== NONE) {
       const next = this.lineNext.get(line);
@@ -219,26 +215,27 @@ export class ReservationTable {
       this.freeLine = line;
       line = next;
     }
+    this.firstLines.set(slot, NONE);
+    this.lastLines.set(slot, NONE);
     this.ids.set(slot, '');
     this.orderIds.set(slot, null);
     this.channelIds.set(slot, null);
     this.freeSlots.push(slot);
-    return true;
   }
 
   /**
-   * Ids grouped by segment (a hash of the id), in the order they were added within each.
-   * The order depends only on the ids and the order they were added, so a state restored
-   * from a snapshot written in this order iterates in the same order as the live one.
+   * Ids in the order they were added (a deleted id that comes back goes last), as a Map
+   * iterates: a state restored from a snapshot written in this order iterates in the
+   * same order as the live one.
    */
   *keys(): IterableIterator<string> {
-    for (const segment of this.segments) yield* segment.keys();
+    for (let slot = this.oldest; slot !== NONE; slot = this.newer.get(slot)) yield this.ids.get(slot);
   }
 
   /** Handles, in the order of `keys()`. */
   *values(): IterableIterator<Reservation> {
-    for (const segment of this.segments)
-      for (const slot of segment.values()) yield new ReservationHandle(this, slot);
+    for (let slot = this.oldest; slot !== NONE; slot = this.newer.get(slot))
+      yield new ReservationHandle(this, slot);
   }
 
   /** Earliest expiry among held reservations; +Infinity when none is held. */
@@ -338,6 +335,8 @@ export class ReservationTable {
       this.statuses.ensure(size);
       this.firstLines.ensure(size);
       this.lastLines.ensure(size);
+      this.newer.ensure(size);
+      this.older.ensure(size);
     }
     return slot;
   }
