@@ -88,7 +88,7 @@ export interface LookupYardstick {
 export function lookupYardstick(entries: number): LookupYardstick {
   const ids: string[] = new Array(entries);
   const map = new Map<string, number>();
-  const index = new IdIndex({ get: (slot: number) => ids[slot]! });
+  const index = new IdIndex({ matches: (slot: number, id: string) => ids[slot] === id });
   for (let i = 0; i < entries; i++) {
     ids[i] = `r${i}`;
     map.set(ids[i]!, i);

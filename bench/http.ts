@@ -27,7 +27,8 @@
  * Parameters (environment): BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (64),
  * BENCH_BATCH (1000), BENCH_BATCH_CONNECTIONS (4), BENCH_SHARDS (cores − 1), BENCH_SKUS
  * (1000), BENCH_LOAD (0.7), BENCH_WARMUP (1: seconds of the open loop before it measures), BENCH_RATE_LIMIT (0: off; 1: on with a limit no run reaches,
- * to see its cost), BENCH_STORE (memory | pglite | postgres with BENCH_DATABASE_URL).
+ * to see its cost), BENCH_STORE (memory | pglite | postgres with BENCH_DATABASE_URL),
+ * BENCH_SERVER_NODE_ARGS (Node flags for both servers, e.g. `--trace-gc` or `--cpu-prof`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -48,7 +49,7 @@ import { defaultLimits, defaultShardCount } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
 import type { WalStore } from '../src/persistence/wal.js';
-import { describeMachine, envNumber } from './machine.js';
+import { describeMachine, envNumber, serverNodeArgs } from './machine.js';
 
 export interface HttpBenchOptions {
   readonly seconds: number;
@@ -253,7 +254,7 @@ function compiledSelf(): string {
 }
 
 function startChild(kind: string, options: HttpBenchOptions): Promise<Child> {
-  const child = spawn(process.execPath, [compiledSelf(), 'serve', kind], {
+  const child = spawn(process.execPath, [...serverNodeArgs(), compiledSelf(), 'serve', kind], {
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     env: {
       ...process.env,
@@ -636,17 +637,25 @@ export async function runHttpBench(options: HttpBenchOptions): Promise<HttpBench
     }
     const reserve = medianRun(reserveRuns);
     closed.push(medianRun(trivialRuns), reserve);
-    open.push(
-      await openLoop(
-        'reserve',
-        engine.port,
-        reserveLoad(options),
-        Math.max(1, reserve.requestsPerSecond * options.loadFraction),
-        options.seconds,
-        options.connections,
-        options.warmupSeconds,
-      ),
-    );
+    // The ceiling route at the same schedule first: the tail this machine, this generator
+    // and a Fastify server give at that rate with no engine behind them.
+    const openRate = Math.max(1, reserve.requestsPerSecond * options.loadFraction);
+    for (const [scenario, child, load] of [
+      ['trivial POST (ceiling)', trivial, echoLoad()],
+      ['reserve', engine, reserveLoad(options)],
+    ] as const) {
+      open.push(
+        await openLoop(
+          scenario,
+          child.port,
+          load,
+          openRate,
+          options.seconds,
+          options.connections,
+          options.warmupSeconds,
+        ),
+      );
+    }
     closed.push(await measured(engine, 'atp GET', atpLoad(options), options.seconds, options.connections));
     const batch = await measured(
       engine,
@@ -687,7 +696,7 @@ export function formatHttpBench(result: HttpBenchResult, options: HttpBenchOptio
   );
   for (const r of result.open) {
     lines.push(
-      `  open    ${r.scenario.padEnd(24)} ${n(r.targetPerSecond).padStart(9)} req/s scheduled (${Math.round(options.loadFraction * 100)}% of saturation), ${n(r.achievedPerSecond)} achieved · p50 ${r.latencyMs.p50} ms · p99 ${r.latencyMs.p99} ms · p999 ${r.latencyMs.p999} ms · max ${r.latencyMs.max} ms · failures ${r.failures}`,
+      `  open    ${r.scenario.padEnd(24)} ${n(r.targetPerSecond).padStart(9)} req/s scheduled (${Math.round(options.loadFraction * 100)}% of reserve's saturation), ${n(r.achievedPerSecond)} achieved · p50 ${r.latencyMs.p50} ms · p99 ${r.latencyMs.p99} ms · p999 ${r.latencyMs.p999} ms · max ${r.latencyMs.max} ms · failures ${r.failures}`,
       ...(r.warmupLatencyMs === null
         ? []
         : [

@@ -42,3 +42,12 @@ export function envNumber(name: string, fallback: number): number {
   if (!Number.isFinite(value)) throw new Error(`${name} must be a number, got ${raw}`);
   return value;
 }
+
+/**
+ * Node flags for the target servers only (BENCH_SERVER_NODE_ARGS, space-separated), e.g.
+ * `--cpu-prof --cpu-prof-dir=profiles` to profile the server side of a run; NODE_OPTIONS
+ * refuses those flags and would reach the load generator too.
+ */
+export function serverNodeArgs(): string[] {
+  return (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}

@@ -6,8 +6,8 @@ import { IdIndex } from '../src/actors/id-index.js';
 class Slots {
   readonly ids: string[] = [];
   private readonly free: number[] = [];
-  get(slot: number): string {
-    return this.ids[slot]!;
+  matches(slot: number, id: string): boolean {
+    return this.ids[slot] === id;
   }
   take(id: string): number {
     const slot = this.free.pop() ?? this.ids.length;

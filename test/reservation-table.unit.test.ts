@@ -1,7 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ReservationMachineState } from '../src/actors/reservation-machine.js';
-import { type Reservation, type ReservationInit, ReservationTable } from '../src/actors/reservation-table.js';
+import {
+  inlineIdLength,
+  type Reservation,
+  type ReservationInit,
+  ReservationTable,
+} from '../src/actors/reservation-table.js';
 import { StockRecord } from '../src/actors/state.js';
 
 const records = ['A', 'B', 'C', 'D'].map((sku) => new StockRecord(sku, 'W1'));
@@ -32,7 +37,10 @@ function plain(r: Reservation) {
 }
 
 const statuses: ReservationMachineState[] = ['held', 'committed', 'released', 'expired', 'aborted'];
-const id = fc.integer({ min: 0, max: 40 }).map((n) => `r${n}`);
+// Short ASCII ids are stored as bytes; long ones and non-ASCII ones as strings: both kinds.
+const id = fc
+  .integer({ min: 0, max: 40 })
+  .map((n) => (n % 3 === 0 ? `r${n}` : n % 3 === 1 ? `é${n}` : `${'x'.repeat(inlineIdLength)}${n}`));
 const line = fc.record({
   record: fc.constantFrom(...records),
   qty: fc.integer({ min: 1, max: 1_000_000_000 }),
@@ -56,6 +64,7 @@ const op = fc.oneof(
     }),
   }),
   fc.record({ kind: fc.constant('delete' as const), id }),
+  fc.record({ kind: fc.constant('forget' as const), id, stale: fc.boolean() }),
   fc.record({
     kind: fc.constant('append' as const),
     id,
@@ -83,6 +92,20 @@ describe('ReservationTable', () => {
             model.set(o.init.id, { ...o.init, lines: o.init.lines.map((l) => ({ ...l })) });
           } else if (o.kind === 'delete') {
             expect(table.delete(o.id)).toBe(model.delete(o.id));
+          } else if (o.kind === 'forget') {
+            // A finished-queue entry: (slot, generation, finishedAt). A stale one (another
+            // generation) never deletes; a current one deletes a finished reservation only.
+            const r = table.get(o.id);
+            const m = model.get(o.id);
+            if (r === undefined || m === undefined) continue;
+            const slot = table.slotOf(r);
+            const generation = table.generationAt(slot) + (o.stale ? 1 : 0);
+            const forgets = !o.stale && m.status !== 'held';
+            expect(table.forgetFinished(slot, generation, m.finishedAt)).toBe(forgets);
+            if (forgets) {
+              model.delete(o.id);
+              expect(table.forgetFinished(slot, generation, m.finishedAt)).toBe(false);
+            }
           } else if (o.kind === 'append') {
             const m = model.get(o.id);
             if (m === undefined) continue;

@@ -99,22 +99,23 @@ describe('FinishedQueue', () => {
         fc.array(fc.oneof(fc.nat({ max: 3 * chunkSize }), fc.constant(-1)), { maxLength: 12 }),
         (steps) => {
           const queue = new FinishedQueue();
-          const model: Array<[string, number]> = [];
+          const model: Array<[number, number, number]> = [];
           let head = 0;
           let next = 0;
           for (const step of steps) {
             // n >= 0: push n entries; -1: shift half of what is queued (rounded up).
             if (step >= 0) {
               for (let k = 0; k < step; k++) {
-                queue.push(`r${next}`, next);
-                model.push([`r${next}`, next]);
+                queue.push(next % 1_000, next % 7, next);
+                model.push([next % 1_000, next % 7, next]);
                 next++;
               }
             } else {
               const n = Math.ceil((model.length - head) / 2);
               for (let k = 0; k < n; k++) {
-                if (queue.oldestId() !== model[head]![0] || queue.oldestAt() !== model[head]![1])
-                  expect([queue.oldestId(), queue.oldestAt()]).toEqual(model[head]);
+                const oldest = [queue.oldestSlot(), queue.oldestGeneration(), queue.oldestAt()];
+                const expected = model[head]!;
+                if (oldest.some((value, k) => value !== expected[k])) expect(oldest).toEqual(expected);
                 queue.shift();
                 head++;
               }
@@ -122,7 +123,7 @@ describe('FinishedQueue', () => {
             expect(queue.size).toBe(model.length - head);
           }
           expect(queue.entries()).toEqual(model.slice(head));
-          expect(queue.oldestAt()).toBe(head < model.length ? model[head]![1] : Number.POSITIVE_INFINITY);
+          expect(queue.oldestAt()).toBe(head < model.length ? model[head]![2] : Number.POSITIVE_INFINITY);
         },
       ),
       { numRuns: 30 },
@@ -132,9 +133,9 @@ describe('FinishedQueue', () => {
   it('given entries out of time order, when sorted, then they come out oldest first', () => {
     const queue = new FinishedQueue();
     const times = Array.from({ length: chunkSize + 10 }, (_, i) => (i * 31) % (chunkSize + 10));
-    for (const t of times) queue.push(`r${t}`, t);
+    for (const t of times) queue.push(t, t + 1, t);
     queue.sortByTime();
-    expect(queue.entries().map(([, t]) => t)).toEqual([...times].sort((a, b) => a - b));
-    expect(queue.entries()[0]).toEqual(['r0', 0]);
+    expect(queue.entries().map(([, , t]) => t)).toEqual([...times].sort((a, b) => a - b));
+    expect(queue.entries()[0]).toEqual([0, 1, 0]);
   });
 });

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import type { Request } from '../../src/actors/types.js';
+import { serverNodeArgs } from '../machine.js';
 import { type Backend, type BackendConfig, openBackend, type TargetName, targetNames } from './backends.js';
 import { httpCallOf, outcomesOf } from './http-codec.js';
 import { type Outcome, okOutcome, type StockLevel } from './operation.js';
@@ -147,15 +148,6 @@ function targetServerPath(): string {
     ? new URL('../../dist/bench/load/target-server.js', import.meta.url)
     : new URL('./target-server.js', import.meta.url);
   return fileURLToPath(url);
-}
-
-/**
- * Node flags for the target servers only (BENCH_SERVER_NODE_ARGS, space-separated), e.g.
- * `--cpu-prof --cpu-prof-dir=profiles` to profile the server side of a run; NODE_OPTIONS
- * refuses those flags and would reach the load generator too.
- */
-function serverNodeArgs(): string[] {
-  return (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 }
 
 function spawnServer(spec: TargetServerSpec): Promise<{ child: ChildProcess; ready: ReadyLine }> {

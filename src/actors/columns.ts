@@ -104,3 +104,88 @@ export class RefColumn<T> {
     }
   }
 }
+
+/** Length entry of an AsciiColumn slot that holds no string. */
+const NO_STRING = 255;
+
+/**
+ * Short ASCII strings stored as bytes, `width` (at most 254) per entry, outside the
+ * JavaScript heap: the garbage collector neither scans nor copies them. An entry holds a
+ * string only when it is ASCII and at most `width` long (`set` says whether it could).
+ */
+export class AsciiColumn {
+  private readonly chunks: Uint8Array[] = [];
+  private readonly lengthChunks: Uint8Array[] = [];
+  capacity = 0;
+
+  constructor(readonly width: number) {
+    if (width < 1 || width >= NO_STRING) throw new RangeError(`width must be 1..${NO_STRING - 1}`);
+  }
+
+  /** Stores `s` at `i` when it fits; otherwise leaves the entry empty and returns false. */
+  set(i: number, s: string): boolean {
+    const lengths = this.lengthChunks[i >>> CHUNK_BITS]!;
+    const at = i & MASK;
+    const length = s.length;
+    if (length > this.width) {
+      lengths[at] = NO_STRING;
+      return false;
+    }
+    const bytes = this.chunks[i >>> CHUNK_BITS]!;
+    const base = at * this.width;
+    for (let k = 0; k < length; k++) {
+      const unit = s.charCodeAt(k);
+      if (unit > 0x7f) {
+        lengths[at] = NO_STRING;
+        return false;
+      }
+      bytes[base + k] = unit;
+    }
+    lengths[at] = length;
+    return true;
+  }
+
+  /** True when the entry at `i` holds exactly `s`. */
+  equals(i: number, s: string): boolean {
+    const length = this.lengthChunks[i >>> CHUNK_BITS]![i & MASK]!;
+    if (length !== s.length) return false;
+    const bytes = this.chunks[i >>> CHUNK_BITS]!;
+    const base = (i & MASK) * this.width;
+    for (let k = 0; k < length; k++) if (bytes[base + k] !== s.charCodeAt(k)) return false;
+    return true;
+  }
+
+  /** The string at `i` (a new string each call), or undefined when the entry holds none. */
+  get(i: number): string | undefined {
+    const length = this.lengthChunks[i >>> CHUNK_BITS]![i & MASK]!;
+    if (length === NO_STRING) return undefined;
+    const base = (i & MASK) * this.width;
+    return String.fromCharCode.apply(
+      null,
+      this.chunks[i >>> CHUNK_BITS]!.subarray(base, base + length) as unknown as number[],
+    );
+  }
+
+  clear(i: number): void {
+    this.lengthChunks[i >>> CHUNK_BITS]![i & MASK] = NO_STRING;
+  }
+
+  ensure(size: number): void {
+    while (this.capacity < size) {
+      this.chunks.push(new Uint8Array(chunkSize * this.width));
+      this.lengthChunks.push(new Uint8Array(chunkSize).fill(NO_STRING));
+      this.capacity += chunkSize;
+    }
+  }
+}
+
+/**
+ * A copy of `s` that shares no memory with the string it came from. A string cut from a
+ * bigger one (as a MessagePack decoder cuts every string of a message from one string of
+ * the whole message) keeps all of that bigger string alive for as long as it lives, which
+ * for a reservation's order id is the retention window.
+ */
+export function ownString(s: string): string {
+  // Slicing a concatenation first flattens it into a fresh string of its own.
+  return ` ${s}`.slice(1);
+}

@@ -618,7 +618,7 @@ function completeCutReservation(
   const { allocations, shortages, misplaced } = allocate(state, { ...cmd, lines: missing }, channel);
   const refuse = (rejection: Rejection): Decision =>
     existing.lines.every((line) => line.committed === 0)
-      ? rejected(rejection, [{ type: 'ReservationAborted', at: now, reservationId: existing.id }])
+      ? rejected(rejection, [{ type: 'ReservationAborted', at: now, reservationId: cmd.reservationId }])
       : rejected(rejection);
   if (misplaced !== null) {
     return refuse(
@@ -636,7 +636,7 @@ function completeCutReservation(
   const held: DomainEvent = {
     type: 'ReservationHeld',
     at: now,
-    reservationId: existing.id,
+    reservationId: cmd.reservationId,
     orderId: existing.orderId,
     channel: existing.channel,
     bodyHash: existing.bodyHash,
@@ -757,7 +757,9 @@ function decideCommit(state: ShardState, cmd: Commit, now: EpochMs): Decision {
   }
   if (changes.length === 0) return replayed;
   if (cmd.check === true) return checked;
-  return accepted([{ type: 'ReservationCommitted', at: now, reservationId: reservation.id, lines: changes }]);
+  return accepted([
+    { type: 'ReservationCommitted', at: now, reservationId: cmd.reservationId, lines: changes },
+  ]);
 }
 
 function decideRelease(state: ShardState, cmd: Release, now: EpochMs): Decision {
@@ -765,7 +767,7 @@ function decideRelease(state: ShardState, cmd: Release, now: EpochMs): Decision 
   if (isDecision(reservation)) return reservation;
   if (reservation.status === 'released') return replayed;
   if (reservation.status !== 'held') return notHeld(reservation);
-  return accepted([{ type: 'ReservationReleased', at: now, reservationId: reservation.id }]);
+  return accepted([{ type: 'ReservationReleased', at: now, reservationId: cmd.reservationId }]);
 }
 
 function decideExtend(state: ShardState, cmd: Extend, now: EpochMs): Decision {
@@ -784,7 +786,7 @@ function decideExtend(state: ShardState, cmd: Extend, now: EpochMs): Decision {
     {
       type: 'ReservationExtended',
       at: now,
-      reservationId: reservation.id,
+      reservationId: cmd.reservationId,
       expiresAt: now + cmd.ttlSeconds * 1000,
     },
   ]);
@@ -794,7 +796,7 @@ function decideAbort(state: ShardState, cmd: Abort, now: EpochMs): Decision {
   const reservation = state.reservations.get(cmd.reservationId);
   if (reservation === undefined) return replayed; // nothing was held here
   if (reservation.status !== 'held') return notHeld(reservation);
-  return accepted([{ type: 'ReservationAborted', at: now, reservationId: reservation.id }]);
+  return accepted([{ type: 'ReservationAborted', at: now, reservationId: cmd.reservationId }]);
 }
 
 function decideExpire(state: ShardState, cmd: Expire, now: EpochMs): Decision {
@@ -802,5 +804,5 @@ function decideExpire(state: ShardState, cmd: Expire, now: EpochMs): Decision {
   // A stale timer entry (extended, settled or forgotten since) is not an error: nothing to do.
   if (reservation === undefined || reservation.status !== 'held' || reservation.expiresAt > now)
     return replayed;
-  return accepted([{ type: 'ReservationExpired', at: now, reservationId: reservation.id }]);
+  return accepted([{ type: 'ReservationExpired', at: now, reservationId: cmd.reservationId }]);
 }

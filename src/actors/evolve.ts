@@ -140,7 +140,7 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
       transitionTo(state, reservation, machineEvent, event.at);
       if (event.type === 'ReservationAborted') {
         // An aborted part never counted: forget it now, so a retry with the same id starts afresh.
-        state.reservations.delete(reservation.id);
+        state.reservations.delete(event.reservationId);
       }
       break;
     }

@@ -6,7 +6,7 @@
  * spends several cache misses on each: its bucket, the entries of the bucket's chain and,
  * for each, the key string's header, to compare hashes. Here an entry is two adjacent
  * 32-bit words — the id's full hash and its slot — so a miss costs one cache line, and a
- * hit one more to compare the id itself (read from the table's id column).
+ * hit one more to compare the id itself (the table's `matches`, against its stored bytes).
  * The arrays sit outside the JavaScript heap: the garbage collector never scans or copies
  * them.
  *
@@ -51,9 +51,9 @@ export class IdIndex {
   private readonly seed: number;
   private count = 0;
 
-  /** `ids.get(slot)` gives the id stored at a slot the index holds. */
+  /** `ids.matches(slot, id)`: whether the slot (one the index holds) stores `id`. */
   constructor(
-    private readonly ids: { get(slot: number): string },
+    private readonly ids: { matches(slot: number, id: string): boolean },
     seed: number = (Math.random() * 0x1_0000_0000) | 0,
   ) {
     this.seed = seed;
@@ -83,13 +83,15 @@ export class IdIndex {
     for (let i = (h >>> SEGMENT_BITS) & mask; ; i = (i + 1) & mask) {
       const stored = entries[2 * i + 1]!;
       if (stored === 0) return NOT_FOUND;
-      if (entries[2 * i] === h && this.ids.get(stored - 1) === id) return stored - 1;
+      if (entries[2 * i] === h && this.ids.matches(stored - 1, id)) return stored - 1;
     }
   }
 
-  /** Adds `id` at `slot`; false (and nothing changes) when the index holds the id already. */
-  add(id: string, slot: number): boolean {
-    const h = this.hash(id);
+  /**
+   * Adds `id` at `slot`; false (and nothing changes) when the index holds the id already.
+   * `h` is `hash(id)`, which the caller keeps to delete the slot later (deleteSlot).
+   */
+  add(id: string, slot: number, h: number = this.hash(id)): boolean {
     const s = h & SEGMENT_MASK;
     let segment = this.segments[s]!;
     if ((segment.size + 1) * 2 > segment.capacity) segment = this.grow(s);
@@ -99,7 +101,7 @@ export class IdIndex {
     for (; ; i = (i + 1) & mask) {
       const stored = entries[2 * i + 1]!;
       if (stored === 0) break;
-      if (entries[2 * i] === h && this.ids.get(stored - 1) === id) return false;
+      if (entries[2 * i] === h && this.ids.matches(stored - 1, id)) return false;
     }
     entries[2 * i] = h;
     entries[2 * i + 1] = slot + 1;
@@ -114,16 +116,34 @@ export class IdIndex {
     const segment = this.segments[h & SEGMENT_MASK]!;
     const entries = segment.entries;
     const mask = segment.mask;
-    let i = (h >>> SEGMENT_BITS) & mask;
-    let slot = NOT_FOUND;
-    for (; ; i = (i + 1) & mask) {
+    for (let i = (h >>> SEGMENT_BITS) & mask; ; i = (i + 1) & mask) {
       const stored = entries[2 * i + 1]!;
       if (stored === 0) return NOT_FOUND;
-      if (entries[2 * i] === h && this.ids.get(stored - 1) === id) {
-        slot = stored - 1;
-        break;
+      if (entries[2 * i] === h && this.ids.matches(stored - 1, id)) {
+        this.removeAt(segment, i);
+        return stored - 1;
       }
     }
+  }
+
+  /** Removes the entry of `slot`, whose id hashed to `h`; false when the index does not hold it. */
+  deleteSlot(h: number, slot: number): boolean {
+    const segment = this.segments[h & SEGMENT_MASK]!;
+    const entries = segment.entries;
+    const mask = segment.mask;
+    for (let i = (h >>> SEGMENT_BITS) & mask; ; i = (i + 1) & mask) {
+      const stored = entries[2 * i + 1]!;
+      if (stored === 0) return false;
+      if (stored === slot + 1) {
+        this.removeAt(segment, i);
+        return true;
+      }
+    }
+  }
+
+  private removeAt(segment: Segment, i: number): void {
+    const entries = segment.entries;
+    const mask = segment.mask;
     // Backward shift: move each later entry of the cluster into the hole when the hole
     // lies between its home and where it sits (cyclically), so every probe still finds it.
     let hole = i;
@@ -141,7 +161,6 @@ export class IdIndex {
     entries[2 * hole + 1] = 0;
     segment.size--;
     this.count--;
-    return slot;
   }
 
   /** Longest probe a lookup of a held id takes, over every segment (for tests and benchmarks). */

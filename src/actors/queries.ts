@@ -40,11 +40,16 @@ const TUPLE_RESERVATION = 1;
 const TUPLE_HEAD = 10;
 const TUPLE_LINE = 5;
 
-export function reservationReplyTuple(reservation: Reservation, replayed: boolean): ReservationReplyTuple {
+/** `id` is the reservation's id as the command gave it (the table would have to rebuild its string). */
+export function reservationReplyTuple(
+  reservation: Reservation,
+  id: string,
+  replayed: boolean,
+): ReservationReplyTuple {
   const t: unknown[] = new Array(TUPLE_HEAD + TUPLE_LINE * reservation.lineCount);
   t[0] = TUPLE_RESERVATION;
   t[1] = replayed;
-  t[2] = reservation.id;
+  t[2] = id;
   t[3] = reservation.orderId;
   t[4] = reservation.channel;
   t[5] = reservation.status === 'aborted' ? 'released' : reservation.status;
@@ -187,7 +192,7 @@ export function replyTo(
         // Aborted (forgotten at once) or never here: the part is gone.
         return reject('RESERVATION_NOT_FOUND', `no reservation ${command.reservationId}`);
       }
-      if (compact) return reservationReplyTuple(reservation, decision.replayed);
+      if (compact) return reservationReplyTuple(reservation, command.reservationId, decision.replayed);
       return {
         ok: true,
         kind: 'reservation',

@@ -7,8 +7,10 @@
  * numbers, its lines array, a line object each, the id), all surviving the young
  * generation: V8's scavenger copied each of them twice, and the shard worker spent a
  * quarter of its time in GC. Here a reservation is a slot in typed arrays (outside the
- * JavaScript heap) and a line is a slot in a second set; the only heap object a
- * reservation adds is its id string (and its order id and channel strings, when given).
+ * JavaScript heap) and a line is a slot in a second set. Its id is kept as bytes in a
+ * column too (ASCII ids up to 40 characters; others as strings), so a reservation adds
+ * no heap object at all unless it has an order id. The strings a command arrives with
+ * are only read, never kept: a decoded string can hold on to its whole message.
  *
  * Every structure here grows in bounded steps (chunked columns, see columns.ts; the id
  * index in segments, see id-index.ts), so no insert ever copies or rehashes the whole
@@ -21,7 +23,7 @@
  * is valid until its reservation is deleted: do not keep one across a delete.
  */
 import { invariant } from '../errors.js';
-import { Float64Column, Int32Column, RefColumn, Uint8Column } from './columns.js';
+import { AsciiColumn, Float64Column, Int32Column, ownString, RefColumn, Uint8Column } from './columns.js';
 import { ExpiryHeap } from './expiry-heap.js';
 import { IdIndex } from './id-index.js';
 import { type ReservationMachineState, reservationStates } from './reservation-machine.js';
@@ -93,10 +95,27 @@ const statusCodes = Object.fromEntries(reservationStates.map((s, i) => [s, i])) 
 >;
 const HELD = statusCodes.held;
 
+/**
+ * Ids up to this many ASCII characters are stored as bytes in the table (UUIDs are 36);
+ * longer ones, or ones with other characters, as strings on the heap.
+ */
+export const inlineIdLength = 40;
+
+/** Channels named by reservations; beyond this many, a reservation keeps its own copy. */
+const CHANNEL_NAMES_MAX = 4_096;
+
 export class ReservationTable {
   // Reservation columns, indexed by slot.
-  /** @internal */ readonly ids = new RefColumn<string>('');
-  private readonly index = new IdIndex(this.ids);
+  private readonly inlineIds = new AsciiColumn(inlineIdLength);
+  /** Ids that do not fit `inlineIds`, by slot (rare). */
+  private readonly longIds = new Map<number, string>();
+  /** hash(id) per slot, to take a slot out of the index without its id string. */
+  private readonly idHashes = new Int32Column();
+  /** Bumped each time a slot is freed: a (slot, generation) pair names one reservation. */
+  private readonly generations = new Int32Column();
+  private readonly index = new IdIndex(this);
+  /** One string per channel name, shared by every reservation that names it. */
+  private readonly channelNames = new Map<string, string>();
   /** @internal */ readonly orderIds = new RefColumn<string | null>(null);
   /** @internal */ readonly channelIds = new RefColumn<string | null>(null);
   /** @internal */ readonly bodyHashes = new Float64Column();
@@ -141,6 +160,27 @@ export class ReservationTable {
     return this.index.get(id) !== NONE;
   }
 
+  /** @internal Whether `slot` (one in use) holds `id`: the index's comparison. */
+  matches(slot: number, id: string): boolean {
+    if (this.inlineIds.equals(slot, id)) return true;
+    return this.longIds.size > 0 && this.longIds.get(slot) === id;
+  }
+
+  /** @internal The id stored at `slot` (a new string each call for an inline id). */
+  idAt(slot: number): string {
+    return this.inlineIds.get(slot) ?? this.longIds.get(slot)!;
+  }
+
+  /** The slot of a handle this table gave out. */
+  slotOf(reservation: Reservation): number {
+    return (reservation as ReservationHandle).slot;
+  }
+
+  /** The slot's generation: a freed slot's next occupant has another. */
+  generationAt(slot: number): number {
+    return this.generations.get(slot);
+  }
+
   get(id: string): Reservation | undefined {
     // A command's decision and its event look the same reservation up one after the other.
     if (id === this.lastId) return new ReservationHandle(this, this.lastSlot);
@@ -154,9 +194,10 @@ export class ReservationTable {
   /** Adds a reservation whose id the table does not hold (the caller has looked it up). */
   add(init: ReservationInit): void {
     const slot = this.takeSlot();
-    this.ids.set(slot, init.id);
-    this.orderIds.set(slot, init.orderId);
-    this.channelIds.set(slot, init.channel);
+    const id = init.id;
+    if (!this.inlineIds.set(slot, id)) this.longIds.set(slot, ownString(id));
+    this.orderIds.set(slot, init.orderId === null ? null : ownString(init.orderId));
+    this.channelIds.set(slot, init.channel === null ? null : this.channelName(init.channel));
     this.bodyHashes.set(slot, init.bodyHash);
     this.createdAts.set(slot, init.createdAt);
     this.expiresAts.set(slot, init.expiresAt);
@@ -168,10 +209,12 @@ export class ReservationTable {
     this.lastLines.set(slot, NONE);
     this.appendLinesAt(slot, init.lines);
     // The index refuses an id it holds; undo the slot before failing loudly.
-    if (!this.index.add(init.id, slot)) {
+    const h = this.index.hash(id);
+    if (!this.index.add(id, slot, h)) {
       this.releaseSlot(slot);
-      invariant(false, () => `reservation ${init.id} added twice`);
+      invariant(false, () => `reservation ${id} added twice`);
     }
+    this.idHashes.set(slot, h);
     if (status === HELD) this.expiries.schedule(slot, init.expiresAt);
     this.newer.set(slot, NONE);
     this.older.set(slot, this.newest);
@@ -190,6 +233,31 @@ export class ReservationTable {
   delete(id: string): boolean {
     const slot = this.index.delete(id);
     if (slot === NONE) return false;
+    this.unlink(slot);
+    return true;
+  }
+
+  /**
+   * Deletes the reservation at `slot` if it is still the one a finished-queue entry named
+   * (same generation) and still finished at `finishedAt`; false otherwise.
+   */
+  forgetFinished(slot: number, generation: number, finishedAt: EpochMs): boolean {
+    if (slot >= this.slotsUsed || this.generations.get(slot) !== generation) return false;
+    if (this.statuses.get(slot) === HELD || this.finishedAts.get(slot) !== finishedAt) return false;
+    if (!this.index.deleteSlot(this.idHashes.get(slot), slot)) return false;
+    this.unlink(slot);
+    return true;
+  }
+
+  /** The id a finished-queue entry names, when it is still current (see forgetFinished). */
+  finishedIdAt(slot: number, generation: number, finishedAt: EpochMs): string | undefined {
+    if (slot >= this.slotsUsed || this.generations.get(slot) !== generation) return undefined;
+    if (this.statuses.get(slot) === HELD || this.finishedAts.get(slot) !== finishedAt) return undefined;
+    return this.idAt(slot);
+  }
+
+  /** Takes a slot the index no longer holds out of the order list and frees it. */
+  private unlink(slot: number): void {
     if (slot === this.lastSlot) {
       this.lastId = null;
       this.lastSlot = NONE;
@@ -202,7 +270,14 @@ export class ReservationTable {
     if (newer === NONE) this.newest = older;
     else this.older.set(newer, older);
     this.releaseSlot(slot);
-    return true;
+  }
+
+  private channelName(channel: string): string {
+    const known = this.channelNames.get(channel);
+    if (known !== undefined) return known;
+    const own = ownString(channel);
+    if (this.channelNames.size < CHANNEL_NAMES_MAX) this.channelNames.set(own, own);
+    return own;
   }
 
   /** Frees a slot the index no longer holds: its lines, its strings. */
@@ -217,7 +292,9 @@ export class ReservationTable {
     }
     this.firstLines.set(slot, NONE);
     this.lastLines.set(slot, NONE);
-    this.ids.set(slot, '');
+    this.inlineIds.clear(slot);
+    if (this.longIds.size > 0) this.longIds.delete(slot);
+    this.generations.set(slot, this.generations.get(slot) + 1);
     this.orderIds.set(slot, null);
     this.channelIds.set(slot, null);
     this.freeSlots.push(slot);
@@ -229,7 +306,7 @@ export class ReservationTable {
    * same order as the live one.
    */
   *keys(): IterableIterator<string> {
-    for (let slot = this.oldest; slot !== NONE; slot = this.newer.get(slot)) yield this.ids.get(slot);
+    for (let slot = this.oldest; slot !== NONE; slot = this.newer.get(slot)) yield this.idAt(slot);
   }
 
   /** Handles, in the order of `keys()`. */
@@ -246,7 +323,7 @@ export class ReservationTable {
   /** Id of the held reservation that expires first; undefined when none is held. */
   nextToExpire(): string | undefined {
     const slot = this.expiries.peekSlot();
-    return slot === NONE ? undefined : this.ids.get(slot);
+    return slot === NONE ? undefined : this.idAt(slot);
   }
 
   /** Held reservations on the expiry timer (equals the held count). */
@@ -324,7 +401,9 @@ export class ReservationTable {
     const slot = this.slotsUsed++;
     if (slot === this.statuses.capacity) {
       const size = slot + 1;
-      this.ids.ensure(size);
+      this.inlineIds.ensure(size);
+      this.idHashes.ensure(size);
+      this.generations.ensure(size);
       this.orderIds.ensure(size);
       this.channelIds.ensure(size);
       this.bodyHashes.ensure(size);
@@ -363,10 +442,11 @@ export class ReservationTable {
 class ReservationHandle implements Reservation {
   constructor(
     private readonly table: ReservationTable,
-    private readonly slot: number,
+    readonly slot: number,
   ) {}
+  /** A new string each read for an inline id: where the caller has the id, it uses its own. */
   get id(): string {
-    return this.table.ids.get(this.slot);
+    return this.table.idAt(this.slot);
   }
   get orderId(): string | null {
     return this.table.orderIds.get(this.slot);

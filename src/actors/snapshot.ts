@@ -43,7 +43,7 @@ export function imageOf(state: ShardState): StateImage {
     extensions,
     channels: [],
     adjustmentKeys: [],
-    finished: state.finished.entries(),
+    finished: state.finishedImage(),
   };
   for (const [sku, first] of state.stock) {
     for (let r: StockRecord | null = first; r; r = r.next) {
@@ -134,7 +134,8 @@ export function mergeImage(state: ShardState, image: StateImage): void {
   for (const [id, at] of image.finished) {
     const reservation = state.reservations.get(id);
     if (reservation !== undefined && reservation.status !== 'held' && reservation.finishedAt === at) {
-      state.finished.push(id, at);
+      const slot = state.reservations.slotOf(reservation);
+      state.finished.push(slot, state.reservations.generationAt(slot), at);
     }
   }
   // Windows are forgotten oldest first, so a merge of several images must restore time order.

@@ -65,11 +65,15 @@ export interface Channel extends ChannelView {}
 
 /**
  * FIFO of finished reservations, forgotten after the retention window or past the count
- * limit. A queue of fixed-size chunks: pushing and shifting never copy what is queued
- * (a flat array compacted now and then would stall the shard at a million entries).
+ * limit. An entry names a reservation by its table slot and the slot's generation (see
+ * ReservationTable.generationAt), so the queue holds no strings; an entry whose slot has
+ * been freed or reused since is stale and skipped. A queue of fixed-size chunks: pushing
+ * and shifting never copy what is queued (a flat array compacted now and then would stall
+ * the shard at a million entries).
  */
 export class FinishedQueue {
-  private idChunks: string[][] = [];
+  private slotChunks: Int32Array[] = [];
+  private generationChunks: Int32Array[] = [];
   private timeChunks: Float64Array[] = [];
   /** Index of the oldest entry in the first chunk. */
   private head = 0;
@@ -81,14 +85,16 @@ export class FinishedQueue {
     return this.count;
   }
 
-  push(id: string, finishedAt: EpochMs): void {
+  push(slot: number, generation: number, finishedAt: EpochMs): void {
     if (this.tail === chunkSize) {
-      this.idChunks.push(new Array<string>(chunkSize).fill(''));
+      this.slotChunks.push(new Int32Array(chunkSize));
+      this.generationChunks.push(new Int32Array(chunkSize));
       this.timeChunks.push(new Float64Array(chunkSize));
       this.tail = 0;
     }
-    const last = this.idChunks.length - 1;
-    this.idChunks[last]![this.tail] = id;
+    const last = this.slotChunks.length - 1;
+    this.slotChunks[last]![this.tail] = slot;
+    this.generationChunks[last]![this.tail] = generation;
     this.timeChunks[last]![this.tail] = finishedAt;
     this.tail++;
     this.count++;
@@ -99,39 +105,47 @@ export class FinishedQueue {
     return this.count > 0 ? this.timeChunks[0]![this.head]! : Number.POSITIVE_INFINITY;
   }
 
-  /** Id of the oldest entry; call only when not empty. */
-  oldestId(): string {
-    return this.idChunks[0]![this.head]!;
+  /** Slot of the oldest entry; call only when not empty. */
+  oldestSlot(): number {
+    return this.slotChunks[0]![this.head]!;
+  }
+
+  /** Generation of the oldest entry's slot; call only when not empty. */
+  oldestGeneration(): number {
+    return this.generationChunks[0]![this.head]!;
   }
 
   shift(): void {
-    this.idChunks[0]![this.head] = '';
     this.head++;
     this.count--;
     if (this.count === 0) {
-      this.idChunks = [];
+      this.slotChunks = [];
+      this.generationChunks = [];
       this.timeChunks = [];
       this.head = 0;
       this.tail = chunkSize;
     } else if (this.head === chunkSize) {
-      this.idChunks.shift();
+      this.slotChunks.shift();
+      this.generationChunks.shift();
       this.timeChunks.shift();
       this.head = 0;
     }
   }
 
   sortByTime(): void {
-    const entries = this.entries().sort((a, b) => a[1] - b[1]);
-    this.idChunks = [];
+    const entries = this.entries().sort((a, b) => a[2] - b[2]);
+    this.slotChunks = [];
+    this.generationChunks = [];
     this.timeChunks = [];
     this.head = 0;
     this.tail = chunkSize;
     this.count = 0;
-    for (const [id, at] of entries) this.push(id, at);
+    for (const [slot, generation, at] of entries) this.push(slot, generation, at);
   }
 
-  entries(): Array<[string, EpochMs]> {
-    const out: Array<[string, EpochMs]> = [];
+  /** [slot, generation, finishedAt] of every entry, oldest first. */
+  entries(): Array<[number, number, EpochMs]> {
+    const out: Array<[number, number, EpochMs]> = [];
     let chunk = 0;
     let i = this.head;
     for (let n = 0; n < this.count; n++) {
@@ -139,7 +153,7 @@ export class FinishedQueue {
         chunk++;
         i = 0;
       }
-      out.push([this.idChunks[chunk]![i]!, this.timeChunks[chunk]![i]!]);
+      out.push([this.slotChunks[chunk]![i]!, this.generationChunks[chunk]![i]!, this.timeChunks[chunk]![i]!]);
       i++;
     }
     return out;
@@ -239,7 +253,18 @@ export class ShardState {
     invariant(reservation.status !== 'held', 'finish() of a held reservation');
     this.heldCount--;
     reservation.finishedAt = at;
-    this.finished.push(reservation.id, at);
+    const slot = this.reservations.slotOf(reservation);
+    this.finished.push(slot, this.reservations.generationAt(slot), at);
+  }
+
+  /** The finished window as the snapshot image keeps it: [id, finishedAt], oldest first, stale entries left out. */
+  finishedImage(): Array<[string, EpochMs]> {
+    const out: Array<[string, EpochMs]> = [];
+    for (const [slot, generation, at] of this.finished.entries()) {
+      const id = this.reservations.finishedIdAt(slot, generation, at);
+      if (id !== undefined) out.push([id, at]);
+    }
+    return out;
   }
 
   /** Forgets finished reservations and adjustment keys outside their windows (deterministic in `at`). */
@@ -251,13 +276,11 @@ export class ShardState {
     while (finished.size > 0) {
       const oldestAt = finished.oldestAt();
       if (oldestAt > finishedHorizon && finished.size <= limits.finishedReservationsMax) break;
-      const oldestId = finished.oldestId();
+      const slot = finished.oldestSlot();
+      const generation = finished.oldestGeneration();
       finished.shift();
-      const reservation = this.reservations.get(oldestId);
-      // The id may have been reused after an abort; only drop the finished incarnation.
-      if (reservation !== undefined && reservation.status !== 'held' && reservation.finishedAt === oldestAt) {
-        this.reservations.delete(oldestId);
-      }
+      // Only the finished incarnation goes: the slot may have been freed and reused since.
+      this.reservations.forgetFinished(slot, generation, oldestAt);
     }
     const keyHorizon = at - limits.adjustmentKeyWindowSeconds * 1000;
     const keys = this.adjustmentKeys;
