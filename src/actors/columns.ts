@@ -189,3 +189,22 @@ export function ownString(s: string): string {
   // Slicing a concatenation first flattens it into a fresh string of its own.
   return ` ${s}`.slice(1);
 }
+
+/**
+ * One string of its own per distinct value, for names that many entries repeat (channels,
+ * locations): each entry then points at the pool's copy instead of keeping the decoded
+ * string it arrived in. Past `max` distinct values, values get a copy of their own each.
+ */
+export class StringPool {
+  private readonly strings = new Map<string, string>();
+
+  constructor(private readonly max: number) {}
+
+  intern(s: string): string {
+    const known = this.strings.get(s);
+    if (known !== undefined) return known;
+    const own = ownString(s);
+    if (this.strings.size < this.max) this.strings.set(own, own);
+    return own;
+  }
+}

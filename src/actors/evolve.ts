@@ -9,6 +9,7 @@
  * so the signature reads as the fold it is.
  */
 import { invariant } from '../errors.js';
+import { ownString } from './columns.js';
 import { reservationTransitions } from './reservation-machine.js';
 import type { LineInit, Reservation, ShardState } from './state.js';
 import type { DomainEvent } from './types.js';
@@ -30,9 +31,10 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
       record.onHand += event.delta;
       record.version++;
       invariant(record.onHand >= 0, () => `onHand < 0 on ${event.sku}@${event.location}`);
-      state.adjustmentKeys.set(`${event.sku}\u0000${event.key}`, {
-        sku: event.sku,
-        location: event.location,
+      // The window keeps the record's strings and a copy of the key, not the event's.
+      state.adjustmentKeys.set(ownString(`${record.sku}\u0000${event.key}`), {
+        sku: record.sku,
+        location: record.location,
         bodyHash: event.bodyHash,
         at: event.at,
       });
@@ -46,11 +48,7 @@ export function evolve(state: ShardState, event: DomainEvent): ShardState {
       break;
     }
     case 'ChannelUpserted':
-      state.channels.set(event.channel, {
-        channel: event.channel,
-        locations: [...event.locations],
-        buffer: event.buffer,
-      });
+      state.upsertChannel(event.channel, event.locations, event.buffer);
       break;
     case 'ReservationHeld': {
       const lines: LineInit[] = [];

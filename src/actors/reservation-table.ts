@@ -23,7 +23,15 @@
  * is valid until its reservation is deleted: do not keep one across a delete.
  */
 import { invariant } from '../errors.js';
-import { AsciiColumn, Float64Column, Int32Column, ownString, RefColumn, Uint8Column } from './columns.js';
+import {
+  AsciiColumn,
+  Float64Column,
+  Int32Column,
+  ownString,
+  RefColumn,
+  StringPool,
+  Uint8Column,
+} from './columns.js';
 import { ExpiryHeap } from './expiry-heap.js';
 import { IdIndex } from './id-index.js';
 import { type ReservationMachineState, reservationStates } from './reservation-machine.js';
@@ -115,7 +123,7 @@ export class ReservationTable {
   private readonly generations = new Int32Column();
   private readonly index = new IdIndex(this);
   /** One string per channel name, shared by every reservation that names it. */
-  private readonly channelNames = new Map<string, string>();
+  private readonly channelNames = new StringPool(CHANNEL_NAMES_MAX);
   /** @internal */ readonly orderIds = new RefColumn<string | null>(null);
   /** @internal */ readonly channelIds = new RefColumn<string | null>(null);
   /** @internal */ readonly bodyHashes = new Float64Column();
@@ -197,7 +205,7 @@ export class ReservationTable {
     const id = init.id;
     if (!this.inlineIds.set(slot, id)) this.longIds.set(slot, ownString(id));
     this.orderIds.set(slot, init.orderId === null ? null : ownString(init.orderId));
-    this.channelIds.set(slot, init.channel === null ? null : this.channelName(init.channel));
+    this.channelIds.set(slot, init.channel === null ? null : this.channelNames.intern(init.channel));
     this.bodyHashes.set(slot, init.bodyHash);
     this.createdAts.set(slot, init.createdAt);
     this.expiresAts.set(slot, init.expiresAt);
@@ -270,14 +278,6 @@ export class ReservationTable {
     if (newer === NONE) this.newest = older;
     else this.older.set(newer, older);
     this.releaseSlot(slot);
-  }
-
-  private channelName(channel: string): string {
-    const known = this.channelNames.get(channel);
-    if (known !== undefined) return known;
-    const own = ownString(channel);
-    if (this.channelNames.size < CHANNEL_NAMES_MAX) this.channelNames.set(own, own);
-    return own;
   }
 
   /** Frees a slot the index no longer holds: its lines, its strings. */

@@ -5,6 +5,7 @@
  * object per record: at 1,000,000 records that is a few large arrays instead of a
  * million small objects to allocate, encode and collect.
  */
+import { ownString } from './columns.js';
 import type { ReservationMachineState } from './reservation-machine.js';
 import type { LineInit, ReservationInit, ShardState, StockRecord } from './state.js';
 
@@ -124,11 +125,18 @@ export function mergeImage(state: ShardState, image: StateImage): void {
     if (existing === undefined) state.addReservation(reservation);
     else state.mergeReservationPart(existing, reservation);
   }
-  for (const [channel, locations, buffer] of image.channels)
-    state.channels.set(channel, { channel, locations, buffer });
+  // Strings decoded from the image are slices of it: the state keeps copies (see ownString).
+  for (const [channel, locations, buffer] of image.channels) state.upsertChannel(channel, locations, buffer);
   const keysBefore = state.adjustmentKeys.size;
   for (const [sku, key, location, bodyHash, at] of image.adjustmentKeys) {
-    if (owns(sku)) state.adjustmentKeys.set(`${sku}\u0000${key}`, { sku, location, bodyHash, at });
+    if (!owns(sku)) continue;
+    const record = state.recordOrCreate(sku, location);
+    state.adjustmentKeys.set(ownString(`${record.sku}\u0000${key}`), {
+      sku: record.sku,
+      location: record.location,
+      bodyHash,
+      at,
+    });
   }
   const finishedBefore = state.finished.size;
   for (const [id, at] of image.finished) {

@@ -9,7 +9,7 @@
  */
 import type { Limits } from '../config.js';
 import { invariant } from '../errors.js';
-import { chunkSize } from './columns.js';
+import { chunkSize, ownString, StringPool } from './columns.js';
 import { combineOutcomes } from './reservation-machine.js';
 import { type Reservation, type ReservationInit, ReservationTable } from './reservation-table.js';
 import type { ChannelView, EpochMs, StockView } from './types.js';
@@ -160,6 +160,9 @@ export class FinishedQueue {
   }
 }
 
+/** Distinct location names pooled per shard; beyond this, a record keeps its own copy. */
+const LOCATION_NAMES_MAX = 65_536;
+
 /** Which SKUs this state owns; used when recovering under a different shard count. */
 export type OwnsSku = (sku: string) => boolean;
 export const ownsEverything: OwnsSku = () => true;
@@ -174,6 +177,8 @@ export class ShardState {
   readonly adjustmentKeys = new Map<string, AdjustmentKeyEntry>();
   readonly finished = new FinishedQueue();
   recordCount = 0;
+  /** Location names, shared by every record at the location. */
+  private readonly locationNames = new StringPool(LOCATION_NAMES_MAX);
   /** Held reservations (status held), for stats. */
   heldCount = 0;
   /**
@@ -194,12 +199,16 @@ export class ShardState {
     return undefined;
   }
 
-  /** Returns the record, creating it at the end of the SKU's list when missing. */
+  /**
+   * Returns the record, creating it at the end of the SKU's list when missing. A new
+   * record keeps a copy of the SKU of its own and the pooled location name, never the
+   * strings it was given (a decoded string can hold on to its whole message).
+   */
   recordOrCreate(sku: string, location: string): StockRecord {
     let r = this.stock.get(sku);
     if (r === undefined) {
-      const created = new StockRecord(sku, location);
-      this.stock.set(sku, created);
+      const created = new StockRecord(ownString(sku), this.locationNames.intern(location));
+      this.stock.set(created.sku, created);
       this.recordCount++;
       return created;
     }
@@ -208,7 +217,7 @@ export class ShardState {
       if (r.next === null) break;
       r = r.next;
     }
-    const created = new StockRecord(r.sku, location);
+    const created = new StockRecord(r.sku, this.locationNames.intern(location));
     r.next = created;
     this.recordCount++;
     return created;
@@ -240,6 +249,16 @@ export class ShardState {
     existing.finishedAt = outcome.finishedAt;
     existing.expiresAt = outcome.expiresAt;
     existing.extensions = outcome.extensions;
+  }
+
+  /** Sets a channel, keeping copies of its strings (see recordOrCreate). */
+  upsertChannel(channel: string, locations: readonly string[], buffer: number): void {
+    const name = ownString(channel);
+    this.channels.set(name, {
+      channel: name,
+      locations: locations.map((location) => this.locationNames.intern(location)),
+      buffer,
+    });
   }
 
   sortAdjustmentKeys(): void {
