@@ -9,7 +9,7 @@ import { walStoreContract } from './support/wal-store-contract.js';
 walStoreContract('in-memory', async () => ({ store: new MemoryWalStore(), close: async () => {} }));
 
 // The same store reached from another thread's side of a MessagePort, as shard workers do.
-walStoreContract('in-memory through the comlink bridge', async () => {
+walStoreContract('in-memory through the store bridge', async () => {
   const channel = new MessageChannel();
   exposeStore(new MemoryWalStore(), channel.port1);
   const store = remoteStore(channel.port2);
@@ -22,7 +22,7 @@ walStoreContract('in-memory through the comlink bridge', async () => {
   };
 });
 
-describe('comlink bridge', () => {
+describe('store bridge', () => {
   it('keeps the code of a store error across the thread boundary', async () => {
     const channel = new MessageChannel();
     exposeStore(new MemoryWalStore(), channel.port1);
@@ -53,5 +53,36 @@ describe('comlink bridge', () => {
     await expect(append).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     await expect(store.lastSeq(0)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     await store.close();
+  });
+
+  it('answers concurrent calls each to its own caller, whatever order they complete in', async () => {
+    const channel = new MessageChannel();
+    const slow = new MemoryWalStore();
+    slow.lastSeq = (stream: number) =>
+      new Promise<number>((resolve) => setTimeout(() => resolve(stream * 10), (stream * 7919) % 13));
+    exposeStore(slow, channel.port1);
+    const store = remoteStore(channel.port2);
+    const streams = Array.from({ length: 200 }, (_, i) => i);
+    expect(await Promise.all(streams.map((stream) => store.lastSeq(stream)))).toEqual(
+      streams.map((stream) => stream * 10),
+    );
+    await store.close();
+    channel.port1.close();
+  });
+
+  it('serves only store methods, and a closed client refuses calls', async () => {
+    const channel = new MessageChannel();
+    exposeStore(new MemoryWalStore(), channel.port1);
+    const answer = new Promise((resolve) => channel.port2.once('message', resolve));
+    channel.port2.postMessage({ id: 1, method: 'close', args: [] });
+    expect(await answer).toMatchObject({
+      id: 1,
+      ok: false,
+      error: { message: 'close is not a store method' },
+    });
+    const store = remoteStore(channel.port2);
+    await store.close();
+    await expect(store.lastSeq(0)).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+    channel.port1.close();
   });
 });

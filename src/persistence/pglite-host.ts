@@ -7,7 +7,7 @@
  *   shard worker ─ store port ──────▶ ├─ exposeStore(SqlWalStore) ─▶ PGlite (one session)
  *   shard worker ─ store port ──────▶ ┘
  *
- * Each port is a comlink bridge (remote-store.ts). Calls from all ports run one at a time
+ * Each port is a store bridge (remote-store.ts). Calls from all ports run one at a time
  * on PGlite's single session; an append is one autocommit INSERT, fenced by the writer
  * epoch like on PostgreSQL (sql-store.ts).
  */

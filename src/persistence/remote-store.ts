@@ -1,20 +1,23 @@
 /**
- * A WalStore used from another thread: `exposeStore` serves a store over a MessagePort
- * with comlink, `remoteStore` is the client. Used for the in-memory store (which lives in
- * the main thread so that it outlives a crashed shard worker) and for PGlite (which owns
- * a worker thread of its own).
+ * A WalStore used from another thread: `exposeStore` serves a store over a MessagePort,
+ * `remoteStore` is the client. Used for the in-memory store (which lives in the main
+ * thread so that it outlives a crashed shard worker) and for PGlite (which owns a worker
+ * thread of its own).
  *
- *   remoteStore ── call(method, args) ──▶ exposeStore ──▶ store.method(...args)
- *               ◀── {ok, value} | {ok: false, error: {name, message, code}} ──
+ *   remoteStore ── {id, method, args} ──▶ exposeStore ──▶ store.method(...args)
+ *               ◀── {id, ok: true, value} | {id, ok: false, error: {name, message, code}} ──
  *
- * Errors travel as values so that their `code` survives the trip (comlink would keep only
- * name and message). If the serving side goes away — its thread died or terminated — the
+ * Every append of a shard goes this way, so it is plain messages and a map of the calls
+ * in flight. (It was comlink: a fresh proxy per call, registered with a finalizer, and a
+ * race against the port's closing that added a reaction to one never-settled promise per
+ * call. Both outlived the young generation: in a shard worker at 8,000 appends/s they
+ * were most of what the GC promoted, and the major collections that followed were the
+ * worst pauses of an open-loop run.) Errors travel as values so that their `code`
+ * survives the trip. If the serving side goes away (its thread died or terminated) the
  * port closes and every call in flight rejects with STORE_UNAVAILABLE instead of waiting
  * forever.
  */
 import type { MessagePort } from 'node:worker_threads';
-import * as Comlink from 'comlink';
-import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { StoreError } from './store-errors.js';
 import { type WalStore, type WalStoreMethod, walStoreMethods } from './wal.js';
 
@@ -28,53 +31,84 @@ interface RemoteError {
   readonly code?: string;
 }
 
-type Outcome =
-  | { readonly ok: true; readonly value: unknown }
-  | { readonly ok: false; readonly error: RemoteError };
-
-interface StoreBridge {
-  call(method: BridgedMethod, args: unknown[]): Promise<Outcome>;
+interface CallMessage {
+  readonly id: number;
+  readonly method: string;
+  readonly args: unknown[];
 }
+
+type OutcomeMessage =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: RemoteError };
 
 export function exposeStore(store: WalStore, port: MessagePort): void {
   const allowed = new Set<string>(bridgedMethods);
-  const bridge: StoreBridge = {
-    async call(method, args) {
+  port.on('message', (message: CallMessage) => {
+    const { id, method, args } = message;
+    const answer = (outcome: OutcomeMessage): void => {
       try {
-        if (!allowed.has(method)) throw new Error(`${String(method)} is not a store method`);
-        const fn = store[method] as (...a: unknown[]) => Promise<unknown>;
-        return { ok: true, value: await fn.apply(store, args) };
+        port.postMessage(outcome);
       } catch (error) {
-        return { ok: false, error: toRemoteError(error) };
+        // A value the port cannot carry: answer with the error instead of never.
+        port.postMessage({ id, ok: false, error: toRemoteError(error) });
       }
-    },
-  };
-  Comlink.expose(bridge, nodeEndpoint(port));
+    };
+    let result: Promise<unknown>;
+    try {
+      if (!allowed.has(method)) throw new Error(`${String(method)} is not a store method`);
+      const fn = store[method as BridgedMethod] as (...a: unknown[]) => Promise<unknown>;
+      result = Promise.resolve(fn.apply(store, args));
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    result.then(
+      (value) => answer({ id, ok: true, value }),
+      (error: unknown) => answer({ id, ok: false, error: toRemoteError(error) }),
+    );
+  });
+}
+
+interface Pending {
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: Error) => void;
 }
 
 export function remoteStore(port: MessagePort): WalStore {
-  const remote = Comlink.wrap<StoreBridge>(nodeEndpoint(port));
+  const pending = new Map<number, Pending>();
+  let nextId = 1;
   let closedLocally = false;
-  let rejectGone!: (error: Error) => void;
-  // Settles only if the port closes under us; every call races it.
-  const gone = new Promise<never>((_, reject) => {
-    rejectGone = reject;
-  });
-  gone.catch(() => undefined);
-  port.on('close', () =>
-    rejectGone(
-      new StoreError(
-        'STORE_UNAVAILABLE',
-        'the thread serving the store went away; the outcome of calls in flight is unknown',
-      ),
-    ),
-  );
+  let gone: StoreError | null = null;
 
-  const call = async <T>(method: BridgedMethod, args: unknown[]): Promise<T> => {
-    if (closedLocally) throw new StoreError('STORE_CLOSED', 'this store client is closed');
-    const outcome = await Promise.race([remote.call(method, args), gone]);
-    if (!outcome.ok) throw fromRemoteError(outcome.error);
-    return outcome.value as T;
+  port.on('message', (message: OutcomeMessage) => {
+    const call = pending.get(message.id);
+    if (call === undefined) return;
+    pending.delete(message.id);
+    if (message.ok) call.resolve(message.value);
+    else call.reject(fromRemoteError(message.error));
+  });
+  port.on('close', () => {
+    gone = new StoreError(
+      'STORE_UNAVAILABLE',
+      'the thread serving the store went away; the outcome of calls in flight is unknown',
+    );
+    for (const call of pending.values()) call.reject(gone);
+    pending.clear();
+  });
+
+  const call = <T>(method: BridgedMethod, args: unknown[]): Promise<T> => {
+    if (closedLocally) return Promise.reject(new StoreError('STORE_CLOSED', 'this store client is closed'));
+    if (gone !== null) return Promise.reject(gone);
+    return new Promise<T>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      const message: CallMessage = { id, method, args };
+      try {
+        port.postMessage(message);
+      } catch (error) {
+        pending.delete(id);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
   };
 
   return {
@@ -92,7 +126,9 @@ export function remoteStore(port: MessagePort): WalStore {
     async close() {
       if (closedLocally) return;
       closedLocally = true;
-      remote[Comlink.releaseProxy]();
+      for (const call of pending.values())
+        call.reject(new StoreError('STORE_CLOSED', 'this store client is closed'));
+      pending.clear();
       port.close();
     },
   };

@@ -2,8 +2,8 @@
  * How a shard worker reaches the store, decided in the main thread and sent to the worker
  * in its workerData:
  *
- *   MemoryWalStore  ─ port ──▶ comlink bridge to the store in the main thread
- *   PgliteWalStore  ─ port ──▶ comlink bridge straight to the PGlite worker (no main-thread hop)
+ *   MemoryWalStore  ─ port ──▶ store bridge (remote-store.ts) to the store in the main thread
+ *   PgliteWalStore  ─ port ──▶ store bridge straight to the PGlite worker (no main-thread hop)
  *   PgWalStore      ─ postgres ▶ the worker opens its own small pool, writing under the
  *                                 writer epoch the main thread claimed (fenced like it)
  *
@@ -34,7 +34,7 @@ function isLinkable(store: WalStore): store is LinkableStore {
   return typeof (store as Partial<LinkableStore>).linkForWorker === 'function';
 }
 
-/** The link for one shard worker: the store's own if it offers one, else the comlink bridge. */
+/** The link for one shard worker: the store's own if it offers one, else the store bridge. */
 export async function linkStore(store: WalStore): Promise<WorkerLink> {
   if (isLinkable(store)) return store.linkForWorker();
   const channel = new MessageChannel();
