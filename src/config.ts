@@ -72,7 +72,9 @@ export interface Limits {
    * default, about 48 MB, gave p99 round trips of 11-32 ms at 20k commands/s where 4 MB
    * gave ~5 ms), while a small one makes recovery, which allocates garbage as fast as it
    * can decode, scavenge constantly (5M events: 18 s at 4 MB, 12-13 s at 16 MB, 12 s at
-   * 32 MB). Measured with BENCH_YOUNG_MB (bench/README.md, "GC and the shard heap").
+   * 32 MB). Measured with BENCH_YOUNG_MB (bench/README.md, "GC and the shard heap"),
+   * when reservation ids were still strings on the heap; a shard now promotes far less
+   * per command, so the trade is worth measuring again before changing this.
    */
   readonly workerYoungGenerationMb: number;
 }
