@@ -78,12 +78,18 @@ export class IdIndex {
   get(id: string): number {
     const h = this.hash(id);
     const segment = this.segments[h & SEGMENT_MASK]!;
+    const i = this.positionOf(segment, h, id);
+    return i === NOT_FOUND ? NOT_FOUND : segment.entries[2 * i + 1]! - 1;
+  }
+
+  /** Position in `segment` of the entry holding `id` (whose hash is `h`), or -1. */
+  private positionOf(segment: Segment, h: number, id: string): number {
     const entries = segment.entries;
     const mask = segment.mask;
     for (let i = (h >>> SEGMENT_BITS) & mask; ; i = (i + 1) & mask) {
       const stored = entries[2 * i + 1]!;
       if (stored === 0) return NOT_FOUND;
-      if (entries[2 * i] === h && this.ids.matches(stored - 1, id)) return stored - 1;
+      if (entries[2 * i] === h && this.ids.matches(stored - 1, id)) return i;
     }
   }
 
@@ -114,16 +120,11 @@ export class IdIndex {
   delete(id: string): number {
     const h = this.hash(id);
     const segment = this.segments[h & SEGMENT_MASK]!;
-    const entries = segment.entries;
-    const mask = segment.mask;
-    for (let i = (h >>> SEGMENT_BITS) & mask; ; i = (i + 1) & mask) {
-      const stored = entries[2 * i + 1]!;
-      if (stored === 0) return NOT_FOUND;
-      if (entries[2 * i] === h && this.ids.matches(stored - 1, id)) {
-        this.removeAt(segment, i);
-        return stored - 1;
-      }
-    }
+    const i = this.positionOf(segment, h, id);
+    if (i === NOT_FOUND) return NOT_FOUND;
+    const slot = segment.entries[2 * i + 1]! - 1;
+    this.removeAt(segment, i);
+    return slot;
   }
 
   /** Removes the entry of `slot`, whose id hashed to `h`; false when the index does not hold it. */

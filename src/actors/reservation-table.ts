@@ -250,8 +250,7 @@ export class ReservationTable {
    * (same generation) and still finished at `finishedAt`; false otherwise.
    */
   forgetFinished(slot: number, generation: number, finishedAt: EpochMs): boolean {
-    if (slot >= this.slotsUsed || this.generations.get(slot) !== generation) return false;
-    if (this.statuses.get(slot) === HELD || this.finishedAts.get(slot) !== finishedAt) return false;
+    if (!this.holdsFinished(slot, generation, finishedAt)) return false;
     if (!this.index.deleteSlot(this.idHashes.get(slot), slot)) return false;
     this.unlink(slot);
     return true;
@@ -259,9 +258,17 @@ export class ReservationTable {
 
   /** The id a finished-queue entry names, when it is still current (see forgetFinished). */
   finishedIdAt(slot: number, generation: number, finishedAt: EpochMs): string | undefined {
-    if (slot >= this.slotsUsed || this.generations.get(slot) !== generation) return undefined;
-    if (this.statuses.get(slot) === HELD || this.finishedAts.get(slot) !== finishedAt) return undefined;
-    return this.idAt(slot);
+    return this.holdsFinished(slot, generation, finishedAt) ? this.idAt(slot) : undefined;
+  }
+
+  /** Whether `slot` still holds the reservation a finished-queue entry named, finished at `finishedAt`. */
+  private holdsFinished(slot: number, generation: number, finishedAt: EpochMs): boolean {
+    return (
+      slot < this.slotsUsed &&
+      this.generations.get(slot) === generation &&
+      this.statuses.get(slot) !== HELD &&
+      this.finishedAts.get(slot) === finishedAt
+    );
   }
 
   /** Takes a slot the index no longer holds out of the order list and frees it. */
