@@ -16,7 +16,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { createActor } from 'xstate';
-import type { ShardCore, WireReply } from '../actors/core.js';
+import type { ShardCore } from '../actors/core.js';
 import { canonicalLines, stateDigest } from '../actors/digest.js';
 import { invariantViolations } from '../actors/invariants.js';
 import { shardLifecycleMachine } from '../actors/shard-lifecycle.js';
@@ -131,10 +131,20 @@ dataPort.on('message', (message: BatchMessage) => {
   }
 });
 
+/**
+ * A decided group, as it waits for its append: only bytes and numbers. Its events and
+ * replies are encoded as soon as they are decided, so the objects die young; a group
+ * that kept them across the append would have every scavenge in the meantime copy them
+ * (and promote them to the old generation), which was most of a busy worker's GC.
+ */
 interface Group {
-  readonly batches: BatchMessage[];
-  readonly replies: WireReply[][];
-  readonly events: DomainEvent[];
+  /** The batches' ids, in order. */
+  readonly ids: number[];
+  /** Each batch's encoded replies, in its own buffer (transferred to the main thread). */
+  readonly replies: Uint8Array[];
+  readonly eventCount: number;
+  /** The WAL row's payload; null when the group changed nothing. */
+  readonly payload: Uint8Array | null;
 }
 
 /**
@@ -185,11 +195,11 @@ async function step(): Promise<void> {
           failGroups(next === null ? [done.group] : [done.group, next], error);
           continue;
         }
-        const appended = done.group.events.length > 0;
+        const appended = done.group.payload !== null;
         if (appended) {
           seq++;
           counters.appends++;
-          counters.eventsAppended += done.group.events.length;
+          counters.eventsAppended += done.group.eventCount;
         }
         sendReplies(done.group, appended ? seq : undefined);
       }
@@ -202,22 +212,37 @@ async function step(): Promise<void> {
 
 function decideGroup(batches: BatchMessage[]): Group {
   const events: DomainEvent[] = [];
-  const replies: WireReply[][] = [];
-  for (const batch of batches) {
+  const ids: number[] = new Array(batches.length);
+  const replies: Uint8Array[] = new Array(batches.length);
+  for (let i = 0; i < batches.length; i++) {
+    const batch = batches[i]!;
     lastNow = Math.max(lastNow, batch.now);
     const requests = decodeRequests(batch.payload);
     const result = core.processForWire(requests, lastNow);
     for (const event of result.events) events.push(event);
-    replies.push(result.replies);
+    ids[i] = batch.id;
+    replies[i] = ownBuffer(encodeReplies(result.replies));
     counters.batches++;
     counters.commands += requests.length;
   }
-  return { batches, replies, events };
+  // Copied out of the encoder's shared buffer, so that a transfer of it never takes this.
+  const payload = events.length === 0 ? null : ownBuffer(encodeEvents(events));
+  return { ids, replies, eventCount: events.length, payload };
+}
+
+/**
+ * The bytes in a buffer of their own. The encoder returns a view into its reusable
+ * buffer: transferring that view would hand the whole buffer over (and the bytes of
+ * other messages in it), and cloning it would copy all of it.
+ */
+function ownBuffer(bytes: Uint8Array): Uint8Array {
+  // Not bytes.slice(): the encoder returns a Buffer, whose slice() is another view.
+  return new Uint8Array(bytes);
 }
 
 /** Starts the group's append (the row after the last durable one); resolves when durable. */
 function appendGroup(group: Group): Promise<unknown> {
-  if (group.events.length === 0) return Promise.resolve();
+  if (group.payload === null) return Promise.resolve();
   const started = performance.now();
   return store
     .append({
@@ -225,8 +250,8 @@ function appendGroup(group: Group): Promise<unknown> {
       seq: seq + 1,
       epoch: layout.epoch,
       at: lastNow,
-      eventCount: group.events.length,
-      payload: encodeEvents(group.events),
+      eventCount: group.eventCount,
+      payload: group.payload,
     })
     .then(() => {
       counters.lastAppendMs = performance.now() - started;
@@ -234,10 +259,11 @@ function appendGroup(group: Group): Promise<unknown> {
 }
 
 function sendReplies(group: Group, durableSeq: number | undefined): void {
-  group.batches.forEach((batch, i) => {
-    const payload = encodeReplies(group.replies[i]!);
-    post(durableSeq === undefined ? { id: batch.id, payload } : { id: batch.id, payload, seq: durableSeq });
-  });
+  for (let i = 0; i < group.ids.length; i++) {
+    const id = group.ids[i]!;
+    const payload = group.replies[i]!;
+    post(durableSeq === undefined ? { id, payload } : { id, payload, seq: durableSeq });
+  }
 }
 
 /**
@@ -247,8 +273,7 @@ function sendReplies(group: Group, durableSeq: number | undefined): void {
 function failGroups(groups: readonly Group[], error: unknown): void {
   counters.appendFailures++;
   for (const group of groups)
-    for (const batch of group.batches)
-      post({ id: batch.id, unavailable: `WAL append failed: ${String(error)}` });
+    for (const id of group.ids) post({ id, unavailable: `WAL append failed: ${String(error)}` });
   if (isFenced(error)) fence(error);
   else {
     lifecycle.send({ type: 'WAL_FAILED', error: String(error) });
