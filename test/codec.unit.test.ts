@@ -5,7 +5,7 @@ import { ShardCore } from '../src/actors/core.js';
 import type { DomainEvent, Request } from '../src/actors/types.js';
 import { defaultLimits } from '../src/config.js';
 import { decodeReplies, decodeRequests, encodeReplies, encodeRequests } from '../src/engine/wire.js';
-import { decodeEvents, encode, encodeEvents, eventCodes } from '../src/persistence/codec.js';
+import { decodeEvents, EventRowBuilder, encode, encodeEvents, eventCodes } from '../src/persistence/codec.js';
 
 const id = fc.string({ minLength: 1, maxLength: 12 });
 const at = fc.integer({ min: 0, max: 2 ** 47 });
@@ -78,6 +78,39 @@ describe('WAL payload codec', () => {
         expect(JSON.stringify(decoded)).toBe(JSON.stringify(events));
       }),
     );
+  });
+
+  it('given events added in parts, when the row is taken, then it is byte for byte the events encoded at once', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(event, { maxLength: 12 }), { maxLength: 6 }), (parts) => {
+        const row = new EventRowBuilder();
+        for (const part of parts) row.add(part);
+        const all = parts.flat();
+        expect(row.count).toBe(all.length);
+        const payload = row.take();
+        expect(Buffer.from(payload).equals(Buffer.from(encodeEvents(all)))).toBe(true);
+        expect(decodeEvents(payload)).toStrictEqual(structuredClone(all));
+        // take() leaves the builder empty for the next row.
+        expect(row.count).toBe(0);
+        expect(decodeEvents(row.take())).toEqual([]);
+      }),
+    );
+  });
+
+  it('given parts that together cross the array header sizes, when joined, then the header grows with them', () => {
+    const released = (i: number): DomainEvent => ({
+      type: 'ReservationReleased',
+      at: i,
+      reservationId: `r${i}`,
+    });
+    // 15/16 is where the one-byte header ends, 65,535/65,536 the three-byte one.
+    for (const total of [15, 16, 65_535, 65_536, 70_001]) {
+      const all = Array.from({ length: total }, (_, i) => released(i));
+      const row = new EventRowBuilder();
+      for (let i = 0; i < total; i += 4_000) row.add(all.slice(i, i + 4_000));
+      const payload = row.take();
+      expect(Buffer.from(payload).equals(Buffer.from(encodeEvents(all))), `${total} events`).toBe(true);
+    }
   });
 
   it('has a tuple code for every event type, each code once', () => {

@@ -21,9 +21,8 @@ import { canonicalLines, stateDigest } from '../actors/digest.js';
 import { invariantViolations } from '../actors/invariants.js';
 import { shardLifecycleMachine } from '../actors/shard-lifecycle.js';
 import { imageOf } from '../actors/snapshot.js';
-import type { DomainEvent } from '../actors/types.js';
 import { assertLimits } from '../config.js';
-import { checksumOf, encode, encodeEvents } from '../persistence/codec.js';
+import { checksumOf, EventRowBuilder, encode } from '../persistence/codec.js';
 import { errorCode } from '../persistence/store-errors.js';
 import { storeFromLink } from '../persistence/store-link.js';
 import type {
@@ -211,7 +210,7 @@ async function step(): Promise<void> {
 }
 
 function decideGroup(batches: BatchMessage[]): Group {
-  const events: DomainEvent[] = [];
+  const row = new EventRowBuilder();
   const ids: number[] = new Array(batches.length);
   const replies: Uint8Array[] = new Array(batches.length);
   for (let i = 0; i < batches.length; i++) {
@@ -219,15 +218,17 @@ function decideGroup(batches: BatchMessage[]): Group {
     lastNow = Math.max(lastNow, batch.now);
     const requests = decodeRequests(batch.payload);
     const result = core.processForWire(requests, lastNow);
-    for (const event of result.events) events.push(event);
+    row.add(result.events);
     ids[i] = batch.id;
     replies[i] = ownBuffer(encodeReplies(result.replies));
     counters.batches++;
     counters.commands += requests.length;
   }
-  // Copied out of the encoder's shared buffer, so that a transfer of it never takes this.
-  const payload = events.length === 0 ? null : ownBuffer(encodeEvents(events));
-  return { ids, replies, eventCount: events.length, payload };
+  // Each batch's events are encoded as soon as it is decided (EventRowBuilder), so a large
+  // group never holds many batches' events at once.
+  const eventCount = row.count;
+  const payload = eventCount === 0 ? null : row.take();
+  return { ids, replies, eventCount, payload };
 }
 
 /**

@@ -215,6 +215,66 @@ export function encodeEvents(events: readonly DomainEvent[]): Uint8Array {
   return packr.pack(tuples);
 }
 
+/**
+ * A WAL row's payload built from parts encoded at different times, as a shard worker does:
+ * it encodes each batch's events once the batch is decided, so the event objects die
+ * young, and joins the parts when the row is written. The result is byte for byte what
+ * `encodeEvents` gives for all the events at once (one msgpack array of tuples): each part
+ * is an array of self-contained values (tuples of numbers, strings, nil and arrays; no
+ * records, no bundled strings), so the parts' elements can follow one new header.
+ */
+export class EventRowBuilder {
+  private parts: Uint8Array[] = [];
+  private bytes = 0;
+  /** Events added so far. */
+  count = 0;
+
+  add(events: readonly DomainEvent[]): void {
+    if (events.length === 0) return;
+    const part = encodeEvents(events);
+    const skip = arrayHeaderLength(part);
+    // A copy (the encoder's output is a view into its shared buffer; a Buffer's slice()
+    // would be another view).
+    this.parts.push(new Uint8Array(part.subarray(skip)));
+    this.bytes += part.length - skip;
+    this.count += events.length;
+  }
+
+  /** The row's payload, in a buffer of its own; the builder is empty again afterwards. */
+  take(): Uint8Array {
+    const n = this.count;
+    const head = n < 16 ? 1 : n < 0x10000 ? 3 : 5;
+    const out = new Uint8Array(head + this.bytes);
+    if (head === 1) out[0] = 0x90 | n;
+    else if (head === 3) {
+      out[0] = 0xdc;
+      out[1] = n >>> 8;
+      out[2] = n & 0xff;
+    } else {
+      out[0] = 0xdd;
+      new DataView(out.buffer).setUint32(1, n);
+    }
+    let at = head;
+    for (const part of this.parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    this.parts = [];
+    this.bytes = 0;
+    this.count = 0;
+    return out;
+  }
+}
+
+/** Bytes of the msgpack array header at the start of `bytes`. */
+function arrayHeaderLength(bytes: Uint8Array): number {
+  const first = bytes[0]!;
+  if ((first & 0xf0) === 0x90) return 1;
+  if (first === 0xdc) return 3;
+  if (first === 0xdd) return 5;
+  throw new Error(`expected a msgpack array, found type byte 0x${first.toString(16)}`);
+}
+
 /** Reads both payload formats: tuples, and the event objects of logs written before them. */
 export function decodeEvents(bytes: Uint8Array): DomainEvent[] {
   const items = packr.unpack(bytes) as unknown;
