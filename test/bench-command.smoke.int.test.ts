@@ -45,8 +45,10 @@ const tiny = [
   '2',
   '--drain',
   '2',
+  // Objectives no step misses, however loaded the machine running the suite is: this test
+  // is about the report's plumbing (a step that missed leaves the capacity table empty).
   '--objective-p99-ms',
-  '1000',
+  '30000',
   '--no-progress',
 ];
 
@@ -92,7 +94,7 @@ describe('stockd bench', () => {
       '--capacity-rate',
       '1000',
       '--capacity-p99-ms',
-      '1000',
+      '30000',
     ]);
     const { code, output } = await done;
     expect(code, output).toBe(0);
