@@ -7,6 +7,7 @@ import { NotifyingStore } from '../src/api/events.js';
 import { buildServer } from '../src/api/server.js';
 import { defaultLimits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
+import { appendLatencyBoundsMs } from '../src/engine/latency-counts.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
 import { json, problem, startApi, stopAll, stopApi } from './support/api.js';
 
@@ -172,6 +173,29 @@ describe('/metrics', () => {
     expect(text).toMatch(/stockd_shard_ready\{shard="0"\} 1/);
     expect(text).toMatch(/stockd_shard_wal_appends\{shard="\d"\} [1-9]/);
     expect(text).toMatch(/stockd_shard_wal_last_append_seconds\{shard="0"\}/);
+    // The append histogram counts every append of each shard, in cumulative buckets.
+    for (const shard of ['0', '1']) {
+      const appends = Number(
+        new RegExp(`stockd_shard_wal_appends\\{shard="${shard}"\\} (\\d+)`).exec(text)?.[1],
+      );
+      const count = Number(
+        new RegExp(`stockd_shard_wal_append_seconds_count\\{shard="${shard}"\\} (\\d+)`).exec(text)?.[1],
+      );
+      expect(count, `shard ${shard}`).toBe(appends);
+      const buckets = [
+        ...text.matchAll(
+          new RegExp(`stockd_shard_wal_append_seconds_bucket\\{le="([^"]+)",shard="${shard}"\\} (\\d+)`, 'g'),
+        ),
+      ];
+      expect(buckets.map((m) => m[1])).toEqual([
+        ...appendLatencyBoundsMs.map((ms) => String(ms / 1000)),
+        '+Inf',
+      ]);
+      const cumulative = buckets.map((m) => Number(m[2]));
+      expect(cumulative).toEqual([...cumulative].sort((a, b) => a - b));
+      expect(cumulative.at(-1)).toBe(count);
+    }
+    expect(text).toMatch(/stockd_shard_wal_append_seconds_sum\{shard="0"\} [\d.e-]+/);
     expect(text).toMatch(/stockd_process_cpu_seconds_total/);
     await stopApi(api);
   });

@@ -37,6 +37,7 @@ import type {
 import { isNonNegativeInteger, isValidId, isValidLevel, isValidTtl } from '../../src/actors/validate.js';
 import type { ApiEngine } from '../../src/api/context.js';
 import { defaultLimits, type Limits } from '../../src/config.js';
+import { newLatencyCounts } from '../../src/engine/latency-counts.js';
 import type { ShardStats } from '../../src/engine/protocol.js';
 import { type Rejection, reject } from '../../src/errors.js';
 
@@ -252,6 +253,7 @@ export abstract class BaselineBase implements Baseline {
         eventsAppended: 0,
         appendFailures: 0,
         lastAppendMs: 0,
+        appendLatency: newLatencyCounts(),
       },
     ];
   }

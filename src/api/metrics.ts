@@ -7,6 +7,7 @@
  *   stockd_rejections_total{code}                               every problem answered (items too)
  *   stockd_shard_mailbox_depth{shard}                           commands queued or in flight
  *   stockd_shard_ready{shard}                                   1 when the shard serves
+ *   stockd_shard_wal_append_seconds{shard}                      histogram, WAL appends (group commits)
  *   stockd_shard_wal_last_append_seconds{shard}                 duration of the shard's last WAL append
  *   stockd_shard_wal_appends{shard}, _append_failures{shard}, _commands{shard}, _batches{shard},
  *   stockd_shard_held_reservations{shard}
@@ -18,6 +19,7 @@
  * are read only when /metrics is scraped.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from 'prom-client';
+import { appendLatencyBoundsMs, type LatencyCounts } from '../engine/latency-counts.js';
 import type { ShardStats } from '../engine/protocol.js';
 
 /** What metrics read of the engine (Engine satisfies it). */
@@ -103,12 +105,57 @@ class RouteLatency {
   }
 }
 
+/**
+ * stockd_shard_wal_append_seconds{shard}: the durations of each shard's WAL appends, as its
+ * worker counted them (since it started: a restarted worker starts from zero, which
+ * Prometheus reads as a counter reset). Rendered from the stats read at scrape time.
+ */
+class ShardAppendLatency {
+  readonly name = 'stockd_shard_wal_append_seconds';
+  readonly help = 'Duration of the shard’s WAL appends (group commits): the wait of every reply in the group';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly byShard = new Map<string, LatencyCounts>();
+
+  update(shard: string, counts: LatencyCounts): void {
+    this.byShard.set(shard, counts);
+  }
+
+  async get() {
+    const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = [];
+    for (const [shard, histogram] of this.byShard) {
+      let cumulative = 0;
+      appendLatencyBoundsMs.forEach((boundMs, i) => {
+        cumulative += histogram.counts[i]!;
+        values.push({
+          value: cumulative,
+          labels: { le: boundMs / 1000, shard },
+          metricName: `${this.name}_bucket`,
+        });
+      });
+      values.push({
+        value: histogram.count,
+        labels: { le: '+Inf', shard },
+        metricName: `${this.name}_bucket`,
+      });
+      values.push({ value: histogram.sumMs / 1000, labels: { shard }, metricName: `${this.name}_sum` });
+      values.push({ value: histogram.count, labels: { shard }, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    this.byShard.clear();
+  }
+}
+
 /** A scrape waits at most this long for the shards' stats (a restarting worker must not hang it). */
 const statsTimeoutMs = 1_000;
 
 export class ApiMetrics {
   readonly registry = new Registry();
   private readonly latency = new RouteLatency();
+  private readonly appendLatency = new ShardAppendLatency();
   private readonly rejections: Counter<'code'>;
   private readonly rejectionChildren = new Map<string, Counter.Internal>();
   private readonly batchCommands: Histogram;
@@ -125,6 +172,7 @@ export class ApiMetrics {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'stockd_' });
     this.registry.registerMetric(this.latency as unknown as Metric);
+    this.registry.registerMetric(this.appendLatency as unknown as Metric);
     this.rejections = new Counter({
       name: 'stockd_rejections_total',
       help: 'Problems answered, by code (batch and list items included)',
@@ -208,6 +256,7 @@ export class ApiMetrics {
       const shard = String(stat.shard);
       this.shardReady.set({ shard }, stat.lifecycle === 'ready' ? 1 : 0);
       this.walLastAppend.set({ shard }, stat.lastAppendMs / 1000);
+      this.appendLatency.update(shard, stat.appendLatency);
       this.walAppends.set({ shard }, stat.appends);
       this.walAppendFailures.set({ shard }, stat.appendFailures);
       this.shardCommands.set({ shard }, stat.commands);

@@ -15,6 +15,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Limits } from '../config.js';
 import type { StoreLink } from '../persistence/store-link.js';
 import type { Layout } from '../persistence/wal.js';
+import type { LatencyCounts } from './latency-counts.js';
 
 export interface WorkerInit {
   readonly shard: number;
@@ -75,6 +76,8 @@ export interface ShardStats {
   readonly eventsAppended: number;
   readonly appendFailures: number;
   readonly lastAppendMs: number;
+  /** Durations of this worker's WAL appends (since it started). */
+  readonly appendLatency: LatencyCounts;
 }
 
 export interface ShardControl {

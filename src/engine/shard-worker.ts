@@ -25,6 +25,7 @@ import { assertLimits } from '../config.js';
 import { checksumOf, EventRowBuilder, encode } from '../persistence/codec.js';
 import { errorCode } from '../persistence/store-errors.js';
 import { storeFromLink } from '../persistence/store-link.js';
+import { newLatencyCounts, recordLatency } from './latency-counts.js';
 import type {
   BatchMessage,
   RecoveryInfo,
@@ -60,6 +61,7 @@ const counters = {
   appendFailures: 0,
   lastAppendMs: 0,
 };
+const appendLatency = newLatencyCounts();
 
 /** Runs `task` after every earlier mailbox task: the one place state changes happen. */
 function exclusive<T>(task: () => Promise<T>): Promise<T> {
@@ -256,6 +258,7 @@ function appendGroup(group: Group): Promise<unknown> {
     })
     .then(() => {
       counters.lastAppendMs = performance.now() - started;
+      recordLatency(appendLatency, counters.lastAppendMs);
     });
 }
 
@@ -333,6 +336,7 @@ const control: ShardControl = {
       reservations: core?.state.reservations.size ?? 0,
       held: core?.state.heldCount ?? 0,
       ...counters,
+      appendLatency,
     };
   },
   snapshotNow: () =>
