@@ -15,15 +15,18 @@ export interface Limits {
    * Commands in one batch sent to a shard worker. A worker decodes a whole batch before it
    * decides it and encodes its replies after, so a batch's objects live as long as the
    * batch takes: at 4,096 they outlived the worker's scavenges and were copied and
-   * promoted; at 512, side by side in engine-throughput.js, the worker's scavenge time fell
-   * from 670–740 ms to 240–320 ms and what it promoted from 110–120 MB to 38–47 MB.
+   * promoted; at 512, side by side in engine-throughput.js's saturation phase, the worker's
+   * scavenge time fell from 672–743 ms to 211–319 ms and what it promoted from 110–119 MB
+   * to 38–48 MB (with 4 and with 16 batches in flight alike).
    * Many batches still go into one WAL row (walBatchEventsMax), so group commit is as
    * large as before.
    */
   readonly batchCommandsMax: number;
   /**
    * Batches a shard may have in flight (sent, not yet replied) at once; with
-   * batchCommandsMax, the window of commands a busy shard has to work on.
+   * batchCommandsMax, the window of commands a busy shard has to work on: 512 × 32 =
+   * 16,384, what 4,096 × 4 gave before batches were made smaller. What is in flight
+   * together can share one WAL row, so a slow store (PostgreSQL) wants the window large.
    */
   readonly inflightBatchesMax: number;
   /**
@@ -94,7 +97,7 @@ export const defaultLimits: Limits = Object.freeze({
   partitionCount: 1024,
   mailboxDepthMax: 65_536,
   batchCommandsMax: 512,
-  inflightBatchesMax: 8,
+  inflightBatchesMax: 32,
   pipelineCommandsMin: 256,
   walBatchEventsMax: 65_536,
   reservationLinesMax: 100,
