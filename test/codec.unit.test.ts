@@ -5,7 +5,14 @@ import { ShardCore } from '../src/actors/core.js';
 import type { DomainEvent, Request } from '../src/actors/types.js';
 import { defaultLimits } from '../src/config.js';
 import { decodeReplies, decodeRequests, encodeReplies, encodeRequests } from '../src/engine/wire.js';
-import { decodeEvents, EventRowBuilder, encode, encodeEvents, eventCodes } from '../src/persistence/codec.js';
+import {
+  decodeEvents,
+  EventRowBuilder,
+  encode,
+  encodeEvents,
+  eventCodes,
+  ownBytes,
+} from '../src/persistence/codec.js';
 
 const id = fc.string({ minLength: 1, maxLength: 12 });
 const at = fc.integer({ min: 0, max: 2 ** 47 });
@@ -111,6 +118,18 @@ describe('WAL payload codec', () => {
       const payload = row.take();
       expect(Buffer.from(payload).equals(Buffer.from(encodeEvents(all))), `${total} events`).toBe(true);
     }
+  });
+
+  it("given an encoded view into the encoder's buffer, when owned, then it is a copy in a buffer of its own", () => {
+    const view = encode([1, 'a', null]);
+    const owned = ownBytes(view);
+    expect(owned.byteOffset).toBe(0);
+    expect(owned.buffer.byteLength).toBe(view.byteLength);
+    expect([...owned]).toEqual([...view]);
+    // Later encodes write into the encoder's buffer; a copy does not see them.
+    const before = [...owned];
+    view.fill(0);
+    expect([...owned]).toEqual(before);
   });
 
   it('has a tuple code for every event type, each code once', () => {

@@ -22,7 +22,7 @@ import { invariantViolations } from '../actors/invariants.js';
 import { shardLifecycleMachine } from '../actors/shard-lifecycle.js';
 import { imageOf } from '../actors/snapshot.js';
 import { assertLimits } from '../config.js';
-import { checksumOf, EventRowBuilder, encode } from '../persistence/codec.js';
+import { checksumOf, EventRowBuilder, encode, ownBytes } from '../persistence/codec.js';
 import { errorCode } from '../persistence/store-errors.js';
 import { storeFromLink } from '../persistence/store-link.js';
 import { newLatencyCounts, recordLatency } from './latency-counts.js';
@@ -222,7 +222,7 @@ function decideGroup(batches: BatchMessage[]): Group {
     const result = core.processForWire(requests, lastNow);
     row.add(result.events);
     ids[i] = batch.id;
-    replies[i] = ownBuffer(encodeReplies(result.replies));
+    replies[i] = ownBytes(encodeReplies(result.replies));
     counters.batches++;
     counters.commands += requests.length;
   }
@@ -231,16 +231,6 @@ function decideGroup(batches: BatchMessage[]): Group {
   const eventCount = row.count;
   const payload = eventCount === 0 ? null : row.take();
   return { ids, replies, eventCount, payload };
-}
-
-/**
- * The bytes in a buffer of their own. The encoder returns a view into its reusable
- * buffer: transferring that view would hand the whole buffer over (and the bytes of
- * other messages in it), and cloning it would copy all of it.
- */
-function ownBuffer(bytes: Uint8Array): Uint8Array {
-  // Not bytes.slice(): the encoder returns a Buffer, whose slice() is another view.
-  return new Uint8Array(bytes);
 }
 
 /** Starts the group's append (the row after the last durable one); resolves when durable. */

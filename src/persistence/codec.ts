@@ -22,6 +22,16 @@ export function encode(value: unknown): Uint8Array {
   return packr.pack(value);
 }
 
+/**
+ * The bytes in a buffer of their own. The encoder returns a view into its reusable buffer
+ * (a Buffer, whose slice() is another view): transferring that view to another thread
+ * would hand the whole buffer over, bytes of other messages included, and cloning it
+ * would copy all of it.
+ */
+export function ownBytes(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes);
+}
+
 export function decode<T>(bytes: Uint8Array): T {
   return packr.unpack(bytes) as T;
 }
@@ -233,9 +243,7 @@ export class EventRowBuilder {
     if (events.length === 0) return;
     const part = encodeEvents(events);
     const skip = arrayHeaderLength(part);
-    // A copy (the encoder's output is a view into its shared buffer; a Buffer's slice()
-    // would be another view).
-    this.parts.push(new Uint8Array(part.subarray(skip)));
+    this.parts.push(ownBytes(part.subarray(skip)));
     this.bytes += part.length - skip;
     this.count += events.length;
   }
