@@ -19,7 +19,12 @@
  * are read only when /metrics is scraped.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from 'prom-client';
-import { appendLatencyBoundsMs, type LatencyCounts } from '../engine/latency-counts.js';
+import {
+  type LatencyCounts,
+  latencyBoundsMs,
+  newLatencyCounts,
+  recordLatency,
+} from '../engine/latency-counts.js';
 import type { ShardStats } from '../engine/protocol.js';
 
 /** What metrics read of the engine (Engine satisfies it). */
@@ -28,14 +33,33 @@ export interface ShardSource {
   stats(): Promise<ShardStats[]>;
 }
 
-const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+type MetricValue = { value: number; labels: Record<string, string | number>; metricName: string };
 
-/** One (method, route, status) series: cumulative on render, plain counts while recording. */
+/** Appends one histogram series (cumulative buckets in seconds, sum, count) to `values`. */
+function pushHistogram(
+  values: MetricValue[],
+  name: string,
+  histogram: LatencyCounts,
+  labels: Record<string, string>,
+): void {
+  let cumulative = 0;
+  latencyBoundsMs.forEach((boundMs, i) => {
+    cumulative += histogram.counts[i]!;
+    values.push({
+      value: cumulative,
+      labels: { le: boundMs / 1000, ...labels },
+      metricName: `${name}_bucket`,
+    });
+  });
+  values.push({ value: histogram.count, labels: { le: '+Inf', ...labels }, metricName: `${name}_bucket` });
+  values.push({ value: histogram.sumMs / 1000, labels, metricName: `${name}_sum` });
+  values.push({ value: histogram.count, labels, metricName: `${name}_count` });
+}
+
+/** One (method, route, status) series. */
 interface LatencySeries {
   readonly labels: { method: string; route: string; status: string };
-  readonly counts: Float64Array;
-  sum: number;
-  count: number;
+  readonly histogram: LatencyCounts;
 }
 
 /**
@@ -55,52 +79,25 @@ class RouteLatency {
     return (status, elapsedMs) => {
       let series = byStatus.get(status);
       if (series === undefined) {
-        series = {
-          labels: { method, route, status: String(status) },
-          counts: new Float64Array(latencyBucketsSeconds.length + 1),
-          sum: 0,
-          count: 0,
-        };
+        series = { labels: { method, route, status: String(status) }, histogram: newLatencyCounts() };
         byStatus.set(status, series);
         this.series.push(series);
       }
-      const seconds = elapsedMs / 1000;
-      let bucket = 0;
-      while (bucket < latencyBucketsSeconds.length && seconds > latencyBucketsSeconds[bucket]!) bucket++;
-      series.counts[bucket]!++;
-      series.sum += seconds;
-      series.count++;
+      recordLatency(series.histogram, elapsedMs);
     };
   }
 
   async get() {
-    const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = [];
-    for (const series of this.series) {
-      let cumulative = 0;
-      latencyBucketsSeconds.forEach((le, i) => {
-        cumulative += series.counts[i]!;
-        values.push({
-          value: cumulative,
-          labels: { le, ...series.labels },
-          metricName: `${this.name}_bucket`,
-        });
-      });
-      values.push({
-        value: series.count,
-        labels: { le: '+Inf', ...series.labels },
-        metricName: `${this.name}_bucket`,
-      });
-      values.push({ value: series.sum, labels: series.labels, metricName: `${this.name}_sum` });
-      values.push({ value: series.count, labels: series.labels, metricName: `${this.name}_count` });
-    }
+    const values: MetricValue[] = [];
+    for (const series of this.series) pushHistogram(values, this.name, series.histogram, series.labels);
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
   reset(): void {
-    for (const series of this.series) {
-      series.counts.fill(0);
-      series.sum = 0;
-      series.count = 0;
+    for (const { histogram } of this.series) {
+      histogram.counts.fill(0);
+      histogram.sumMs = 0;
+      histogram.count = 0;
     }
   }
 }
@@ -122,25 +119,8 @@ class ShardAppendLatency {
   }
 
   async get() {
-    const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = [];
-    for (const [shard, histogram] of this.byShard) {
-      let cumulative = 0;
-      appendLatencyBoundsMs.forEach((boundMs, i) => {
-        cumulative += histogram.counts[i]!;
-        values.push({
-          value: cumulative,
-          labels: { le: boundMs / 1000, shard },
-          metricName: `${this.name}_bucket`,
-        });
-      });
-      values.push({
-        value: histogram.count,
-        labels: { le: '+Inf', shard },
-        metricName: `${this.name}_bucket`,
-      });
-      values.push({ value: histogram.sumMs / 1000, labels: { shard }, metricName: `${this.name}_sum` });
-      values.push({ value: histogram.count, labels: { shard }, metricName: `${this.name}_count` });
-    }
+    const values: MetricValue[] = [];
+    for (const [shard, histogram] of this.byShard) pushHistogram(values, this.name, histogram, { shard });
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
