@@ -132,6 +132,17 @@ describe('WAL payload codec', () => {
     expect([...owned]).toEqual(before);
   });
 
+  it('given requests and replies for a shard, when encoded, then each is in a buffer of its own, fit to transfer', () => {
+    const requests: Request[] = [{ type: 'release', reservationId: 'r-1' }];
+    for (const bytes of [
+      encodeRequests(requests),
+      encodeReplies([{ ok: true, kind: 'channels', channels: [] }]),
+    ]) {
+      expect(bytes.byteOffset).toBe(0);
+      expect(bytes.buffer.byteLength).toBe(bytes.byteLength);
+    }
+  });
+
   it('has a tuple code for every event type, each code once', () => {
     const codes = Object.values(eventCodes);
     expect(new Set(codes).size).toBe(codes.length);

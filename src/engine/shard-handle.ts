@@ -17,7 +17,6 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { Reply, Request } from '../actors/types.js';
 import type { Limits } from '../config.js';
 import { reject } from '../errors.js';
-import { ownBytes } from '../persistence/codec.js';
 import { linkStore, type WorkerLink } from '../persistence/store-link.js';
 import type { Layout, WalStore } from '../persistence/wal.js';
 import type { BatchMessage, RecoveryInfo, ReplyMessage, ShardControl, WorkerInit } from './protocol.js';
@@ -190,10 +189,7 @@ export class ShardHandle {
 
   private send(requests: Request[], sinks: Sink[], indexes: number[]): void {
     const id = this.nextBatchId++;
-    // Transferring the encoder's output itself would hand its whole shared buffer to the
-    // worker and empty every view of it this thread still holds (a msgpack HTTP body not
-    // yet written, for one): the batch goes in bytes of its own.
-    const payload = ownBytes(encodeRequests(requests));
+    const payload = encodeRequests(requests); // bytes of its own: transferable
     this.inflight.set(id, { sinks, indexes });
     const message: BatchMessage = { id, now: this.options.now(), count: requests.length, payload };
     this.dataPort.postMessage(message, [payload.buffer as ArrayBuffer]);

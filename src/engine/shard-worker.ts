@@ -22,7 +22,7 @@ import { invariantViolations } from '../actors/invariants.js';
 import { shardLifecycleMachine } from '../actors/shard-lifecycle.js';
 import { imageOf } from '../actors/snapshot.js';
 import { assertLimits } from '../config.js';
-import { checksumOf, EventRowBuilder, encode, ownBytes } from '../persistence/codec.js';
+import { checksumOf, EventRowBuilder, encode } from '../persistence/codec.js';
 import { errorCode } from '../persistence/store-errors.js';
 import { storeFromLink } from '../persistence/store-link.js';
 import { newLatencyCounts, recordLatency } from './latency-counts.js';
@@ -222,7 +222,7 @@ function decideGroup(batches: BatchMessage[]): Group {
     const result = core.processForWire(requests, lastNow);
     row.add(result.events);
     ids[i] = batch.id;
-    replies[i] = ownBytes(encodeReplies(result.replies));
+    replies[i] = encodeReplies(result.replies);
     counters.batches++;
     counters.commands += requests.length;
   }

@@ -16,14 +16,19 @@
  * commit, release and extend — comes from ShardCore.processForWire as a flat tuple
  * (reservationReplyTuple in src/actors/queries.ts): packing nested records was the largest
  * single cost of a shard worker. Every other reply travels as the object it is.
+ *
+ * Both encoders return bytes in a buffer of their own (`ownBytes`), ready to transfer: the
+ * encoder's output is a view into a buffer shared by every encoder of the thread, and
+ * transferring that would empty every other view of it the sender still holds (a msgpack
+ * `/v1/batch` body not yet written, for one).
  */
 import type { WireReply } from '../actors/core.js';
 import { replyOfTuple } from '../actors/queries.js';
 import type { LineRequest, Reply, Request, Reserve } from '../actors/types.js';
-import { decode, encode } from '../persistence/codec.js';
+import { decode, encode, ownBytes } from '../persistence/codec.js';
 
 export function encodeReplies(replies: readonly WireReply[]): Uint8Array {
-  return encode(replies);
+  return ownBytes(encode(replies));
 }
 
 export function decodeReplies(bytes: Uint8Array): Reply[] {
@@ -43,7 +48,7 @@ const RESERVE_HEAD = 7;
 export function encodeRequests(requests: readonly Request[]): Uint8Array {
   const out: unknown[] = new Array(requests.length);
   for (let i = 0; i < requests.length; i++) out[i] = requestTuple(requests[i]!) ?? requests[i];
-  return encode(out);
+  return ownBytes(encode(out));
 }
 
 export function decodeRequests(bytes: Uint8Array): Request[] {
