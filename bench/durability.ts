@@ -11,8 +11,13 @@
  *               (mailbox stalled while the image is built) against the background snapshot
  *               built from the WAL (round trips of small batches measured meanwhile, and
  *               for as long again with no snapshot running, the baseline to compare with)
+ *   image       the snapshot image's own cost, store-independent, on one thread: a shard
+ *               state of RECORDS records plus what WAL_EVENTS events of the workload leave
+ *               (held and finished reservations), then imageOf, encode, decode and
+ *               mergeImage timed separately (median of 3); a background snapshot pays each
+ *               of them on top of its replay
  *
- * Parameters (environment): BENCH_ONLY (throughput,recovery,stall), BENCH_STORES
+ * Parameters (environment): BENCH_ONLY (throughput,recovery,stall,image), BENCH_STORES
  * (postgres,pglite), BENCH_SECONDS (3), BENCH_WAVES (100,1000,4000), BENCH_RECORDS
  * (1000000), BENCH_WAL_EVENTS (5000000), BENCH_SHARDS (1), BENCH_YOUNG_MB (recovery: the shard
  * workers' young generation, default limits.workerYoungGenerationMb), STOCKD_BENCH_DATABASE_URL.
@@ -24,8 +29,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import pg from 'pg';
+import { ShardCore } from '../src/actors/core.js';
+import { imageOf, mergeImage, type StateImage } from '../src/actors/snapshot.js';
+import { ShardState } from '../src/actors/state.js';
 import { defaultLimits, type Limits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
+import { checksumOf, decode, encode } from '../src/persistence/codec.js';
 import { PgWalStore } from '../src/persistence/pg-store.js';
 import { PgliteWalStore } from '../src/persistence/pglite-store.js';
 import type { WalStore } from '../src/persistence/wal.js';
@@ -229,8 +238,65 @@ async function stall(kind: string, records: number): Promise<void> {
   }
 }
 
+/** The snapshot image's phases, timed one by one on this thread (see the header). */
+export function imageCost(records: number, walEvents: number, rounds = 3): string {
+  const core = new ShardCore(defaultLimits);
+  let now = Date.now();
+  for (let i = 0; i < records; i += 10_000) {
+    const sets = [];
+    for (let j = i; j < Math.min(records, i + 10_000); j++)
+      sets.push({ type: 'set' as const, sku: `SKU-${j}`, location: 'WH1', onHand: 1_000_000_000 });
+    core.process(sets, now);
+  }
+  const workload = new Workload({ hotSku: false, skus: records });
+  let events = records;
+  while (events < walEvents) {
+    now += 1;
+    events += core.process(workload.wave(4_000), now).events.length;
+  }
+  const state = core.state;
+  const phases = {
+    image: [] as number[],
+    encode: [] as number[],
+    checksum: [] as number[],
+    decode: [] as number[],
+    merge: [] as number[],
+  };
+  let bytes = 0;
+  for (let round = 0; round < rounds; round++) {
+    (globalThis as { gc?: () => void }).gc?.();
+    let t = performance.now();
+    const lap = (phase: keyof typeof phases): void => {
+      const at = performance.now();
+      phases[phase].push(at - t);
+      t = at;
+    };
+    const image = imageOf(state);
+    lap('image');
+    const payload = encode(image);
+    lap('encode');
+    checksumOf(payload);
+    lap('checksum');
+    const decoded = decode<StateImage>(payload);
+    lap('decode');
+    mergeImage(new ShardState(defaultLimits), decoded);
+    lap('merge');
+    bytes = payload.byteLength;
+  }
+  const median = (values: number[]): number => values.sort((a, b) => a - b)[values.length >> 1]!;
+  const total = Object.values(phases).reduce((sum, values) => sum + median(values), 0);
+  return (
+    `image      ${records.toLocaleString('en-US')} records, ${state.reservations.size.toLocaleString('en-US')} reservations ` +
+    `(${state.heldCount.toLocaleString('en-US')} held), ${(bytes / 1e6).toFixed(1)} MB: ` +
+    Object.entries(phases)
+      .map(([phase, values]) => `${phase} ${median(values).toFixed(0)} ms`)
+      .join(', ') +
+    `; ${total.toFixed(0)} ms in all (median of ${rounds})`
+  );
+}
+
 export async function main(): Promise<void> {
-  const only = list('BENCH_ONLY', 'throughput,recovery,stall');
+  const only = list('BENCH_ONLY', 'throughput,recovery,stall,image');
   const stores = list('BENCH_STORES', 'postgres,pglite');
   const shards = envNumber('BENCH_SHARDS', 1);
   console.log(`durability — ${describeMachine()}`);
@@ -251,6 +317,8 @@ export async function main(): Promise<void> {
       );
     if (only.includes('stall')) await stall(kind, envNumber('BENCH_RECORDS', 1_000_000));
   }
+  if (only.includes('image'))
+    console.log(imageCost(envNumber('BENCH_RECORDS', 1_000_000), envNumber('BENCH_WAL_EVENTS', 5_000_000)));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -147,6 +147,7 @@ describe('strings the state keeps are its own', () => {
     // Every string of the image, re-made as a slice of a big string.
     const sliceAll = (value: unknown, cut: (i: number, text: string) => string): unknown => {
       if (typeof value === 'string') return cut(n++ % parents, value);
+      if (ArrayBuffer.isView(value)) return value;
       if (Array.isArray(value)) return value.map((v) => sliceAll(v, cut));
       if (value !== null && typeof value === 'object')
         return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, sliceAll(v, cut)]));

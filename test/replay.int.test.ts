@@ -2,8 +2,10 @@
  * The replay library (src/engine/replay.ts) over a real engine's WAL: rebuild as of a seq
  * or a time, verify (and catch corruption), export, SKU history.
  */
+
 import { afterEach, describe, expect, it } from 'vitest';
 import { shardOf } from '../src/actors/hash.js';
+import type { StateImage } from '../src/actors/snapshot.js';
 import type { Request } from '../src/actors/types.js';
 import { defaultLimits } from '../src/config.js';
 import { ManualClock } from '../src/engine/clock.js';
@@ -159,11 +161,10 @@ describe('verify', () => {
 
     // A snapshot whose checksum is right but whose content is not what the WAL says.
     const lying = new TamperedStore(store);
-    const payload = encode({
-      ...(await import('../src/persistence/codec.js')).decode<object>(snapshot.payload),
-      onHand: [999],
-    });
-    const { checksumOf } = await import('../src/persistence/codec.js');
+    const { checksumOf, decode } = await import('../src/persistence/codec.js');
+    const image = decode<StateImage>(snapshot.payload);
+    const onHand = new Float64Array(image.stock.skus.length).fill(999);
+    const payload = encode({ ...image, stock: { ...image.stock, onHand: new Uint8Array(onHand.buffer) } });
     lying.snapshot = { ...snapshot, payload, checksum: checksumOf(payload) };
     report = await verify(lying);
     expect(report.problems.join('\n')).toMatch(/differs from the WAL/);

@@ -9,7 +9,7 @@ import {
 } from '../src/actors/reservation-table.js';
 import { StockRecord } from '../src/actors/state.js';
 
-const records = ['A', 'B', 'C', 'D'].map((sku) => new StockRecord(sku, 'W1'));
+const records = ['A', 'B', 'C', 'D'].map((sku) => new StockRecord(sku, 'W1', 0));
 
 interface ModelLine {
   record: StockRecord;

@@ -38,9 +38,12 @@ export function invariantViolations(state: ShardState): string[] {
   const scheduled = state.reservations.scheduledExpiries;
   if (scheduled !== held) problems.push(`${scheduled} reservations on the expiry timer but ${held} held`);
   let records = 0;
+  const ordinals = new Uint8Array(state.recordCount);
   for (const [sku, first] of state.stock) {
     for (let r: StockRecord | null = first; r; r = r.next) {
       records++;
+      if (!(r.ordinal >= 0 && r.ordinal < ordinals.length) || ordinals[r.ordinal]!++ !== 0)
+        problems.push(`${sku}@${r.location} ordinal ${r.ordinal} is out of range or taken twice`);
       if (r.onHand < 0) problems.push(`${sku}@${r.location} onHand ${r.onHand} < 0`);
       if (r.reserved < 0) problems.push(`${sku}@${r.location} reserved ${r.reserved} < 0`);
       const sum = heldByRecord.get(r) ?? 0;

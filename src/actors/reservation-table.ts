@@ -47,6 +47,26 @@ export interface LineInit {
   readonly committed: number;
 }
 
+/** The table column-wise (see ReservationTable.exportColumns); lines in reservation order. */
+export interface ReservationColumns {
+  readonly ids: string[];
+  readonly orderIds: Array<string | null>;
+  readonly channels: Array<string | null>;
+  readonly bodyHash: Float64Array;
+  readonly createdAt: Float64Array;
+  readonly expiresAt: Float64Array;
+  readonly finishedAt: Float64Array;
+  readonly extensions: Int32Array;
+  readonly status: Uint8Array;
+  /** Lines per reservation; a reservation's lines follow the previous one's. */
+  readonly lineCount: Int32Array;
+  readonly lineRecord: Int32Array;
+  readonly lineQty: Float64Array;
+  readonly lineHeld: Float64Array;
+  readonly lineCommitted: Float64Array;
+  readonly positionOfSlot: Int32Array;
+}
+
 /** A reservation as handed to `add`. */
 export interface ReservationInit {
   readonly id: string;
@@ -199,8 +219,8 @@ export class ReservationTable {
     return new ReservationHandle(this, slot);
   }
 
-  /** Adds a reservation whose id the table does not hold (the caller has looked it up). */
-  add(init: ReservationInit): void {
+  /** Adds a reservation whose id the table does not hold (the caller has looked it up); returns its slot. */
+  add(init: ReservationInit): number {
     const slot = this.takeSlot();
     const id = init.id;
     if (!this.inlineIds.set(slot, id)) this.longIds.set(slot, ownString(id));
@@ -229,6 +249,7 @@ export class ReservationTable {
     if (this.newest === NONE) this.oldest = slot;
     else this.newer.set(this.newest, slot);
     this.newest = slot;
+    return slot;
   }
 
   /** Adds lines after the reservation's own (a cut reservation completed, or parts merged). */
@@ -256,13 +277,8 @@ export class ReservationTable {
     return true;
   }
 
-  /** The id a finished-queue entry names, when it is still current (see forgetFinished). */
-  finishedIdAt(slot: number, generation: number, finishedAt: EpochMs): string | undefined {
-    return this.holdsFinished(slot, generation, finishedAt) ? this.idAt(slot) : undefined;
-  }
-
   /** Whether `slot` still holds the reservation a finished-queue entry named, finished at `finishedAt`. */
-  private holdsFinished(slot: number, generation: number, finishedAt: EpochMs): boolean {
+  holdsFinished(slot: number, generation: number, finishedAt: EpochMs): boolean {
     return (
       slot < this.slotsUsed &&
       this.generations.get(slot) === generation &&
@@ -320,6 +336,63 @@ export class ReservationTable {
   *values(): IterableIterator<Reservation> {
     for (let slot = this.oldest; slot !== NONE; slot = this.newer.get(slot))
       yield new ReservationHandle(this, slot);
+  }
+
+  /**
+   * @internal The table column-wise, in the order of `keys()`, for a snapshot image
+   * (snapshot.ts), without a handle or a line object per reservation. A line names its
+   * record by `ordinal`; `status` holds indexes into `reservationStates`; `positionOfSlot`
+   * maps a slot to its reservation's position in this order (-1: a free slot).
+   */
+  exportColumns(): ReservationColumns {
+    const count = this.index.size;
+    let lineTotal = 0;
+    for (let slot = this.oldest; slot !== NONE; slot = this.newer.get(slot))
+      lineTotal += this.lineCountAt(slot);
+    const out: ReservationColumns = {
+      ids: new Array<string>(count),
+      orderIds: new Array<string | null>(count),
+      channels: new Array<string | null>(count),
+      bodyHash: new Float64Array(count),
+      createdAt: new Float64Array(count),
+      expiresAt: new Float64Array(count),
+      finishedAt: new Float64Array(count),
+      extensions: new Int32Array(count),
+      status: new Uint8Array(count),
+      lineCount: new Int32Array(count),
+      lineRecord: new Int32Array(lineTotal),
+      lineQty: new Float64Array(lineTotal),
+      lineHeld: new Float64Array(lineTotal),
+      lineCommitted: new Float64Array(lineTotal),
+      positionOfSlot: new Int32Array(this.slotsUsed).fill(NONE),
+    };
+    let k = 0;
+    let j = 0;
+    for (let slot = this.oldest; slot !== NONE; slot = this.newer.get(slot), k++) {
+      out.ids[k] = this.idAt(slot);
+      out.orderIds[k] = this.orderIds.get(slot);
+      out.channels[k] = this.channelIds.get(slot);
+      out.bodyHash[k] = this.bodyHashes.get(slot);
+      out.createdAt[k] = this.createdAts.get(slot);
+      out.expiresAt[k] = this.expiresAts.get(slot);
+      out.finishedAt[k] = this.finishedAts.get(slot);
+      out.extensions[k] = this.extensionCounts.get(slot);
+      out.status[k] = this.statuses.get(slot);
+      const first = j;
+      for (let line = this.firstLines.get(slot); line !== NONE; line = this.lineNext.get(line), j++) {
+        out.lineRecord[j] = this.lineRecords.get(line)!.ordinal;
+        out.lineQty[j] = this.lineQty.get(line);
+        out.lineHeld[j] = this.lineHeld.get(line);
+        out.lineCommitted[j] = this.lineCommitted.get(line);
+      }
+      out.lineCount[k] = j - first;
+      out.positionOfSlot[slot] = k;
+    }
+    invariant(
+      k === count && j === lineTotal,
+      'reservation table export: the order list disagrees with the index',
+    );
+    return out;
   }
 
   /** Earliest expiry among held reservations; +Infinity when none is held. */

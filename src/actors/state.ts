@@ -31,6 +31,12 @@ export class StockRecord {
   constructor(
     readonly sku: string,
     readonly location: string,
+    /**
+     * The record's number in its shard: 0, 1, … in the order records were created (they are
+     * never removed). A snapshot image lists records in this order, and a reservation line
+     * names its record by it.
+     */
+    readonly ordinal: number,
   ) {}
 }
 
@@ -143,6 +149,20 @@ export class FinishedQueue {
     for (const [slot, generation, at] of entries) this.push(slot, generation, at);
   }
 
+  /** Calls `visit` with each entry, oldest first. */
+  forEach(visit: (slot: number, generation: number, at: EpochMs) => void): void {
+    let chunk = 0;
+    let i = this.head;
+    for (let n = 0; n < this.count; n++) {
+      if (i === chunkSize) {
+        chunk++;
+        i = 0;
+      }
+      visit(this.slotChunks[chunk]![i]!, this.generationChunks[chunk]![i]!, this.timeChunks[chunk]![i]!);
+      i++;
+    }
+  }
+
   /** [slot, generation, finishedAt] of every entry, oldest first. */
   entries(): Array<[number, number, EpochMs]> {
     const out: Array<[number, number, EpochMs]> = [];
@@ -207,7 +227,7 @@ export class ShardState {
   recordOrCreate(sku: string, location: string): StockRecord {
     let r = this.stock.get(sku);
     if (r === undefined) {
-      const created = new StockRecord(ownString(sku), this.locationNames.intern(location));
+      const created = new StockRecord(ownString(sku), this.locationNames.intern(location), this.recordCount);
       this.stock.set(created.sku, created);
       this.recordCount++;
       return created;
@@ -217,7 +237,7 @@ export class ShardState {
       if (r.next === null) break;
       r = r.next;
     }
-    const created = new StockRecord(r.sku, this.locationNames.intern(location));
+    const created = new StockRecord(r.sku, this.locationNames.intern(location), this.recordCount);
     r.next = created;
     this.recordCount++;
     return created;
@@ -229,10 +249,11 @@ export class ShardState {
     return out;
   }
 
-  /** Remembers a reservation (a held one goes on the table's expiry timer). */
-  addReservation(reservation: ReservationInit): void {
-    this.reservations.add(reservation);
+  /** Remembers a reservation (a held one goes on the table's expiry timer); returns its slot. */
+  addReservation(reservation: ReservationInit): number {
+    const slot = this.reservations.add(reservation);
     if (reservation.status === 'held') this.heldCount++;
+    return slot;
   }
 
   /**
@@ -274,16 +295,6 @@ export class ShardState {
     reservation.finishedAt = at;
     const slot = this.reservations.slotOf(reservation);
     this.finished.push(slot, this.reservations.generationAt(slot), at);
-  }
-
-  /** The finished window as the snapshot image keeps it: [id, finishedAt], oldest first, stale entries left out. */
-  finishedImage(): Array<[string, EpochMs]> {
-    const out: Array<[string, EpochMs]> = [];
-    for (const [slot, generation, at] of this.finished.entries()) {
-      const id = this.reservations.finishedIdAt(slot, generation, at);
-      if (id !== undefined) out.push([id, at]);
-    }
-    return out;
   }
 
   /** Forgets finished reservations and adjustment keys outside their windows (deterministic in `at`). */

@@ -11,7 +11,7 @@
  */
 import { ShardCore } from '../actors/core.js';
 import { shardOf } from '../actors/hash.js';
-import { imageOf, mergeImage, type StateImage } from '../actors/snapshot.js';
+import { imageOf, mergeImage, type StateImage, type StateImageV1 } from '../actors/snapshot.js';
 import type { OwnsSku } from '../actors/state.js';
 import { defaultLimits, type Limits } from '../config.js';
 import { checksumOf, decode, decodeEvents } from '../persistence/codec.js';
@@ -271,7 +271,7 @@ export async function rebuildShard(
     if (checksumOf(snapshot.payload) !== snapshot.checksum) {
       throw new ReplayRangeError(`snapshot of shard ${shard} at seq ${snapshot.seq} fails its checksum`);
     }
-    mergeImage(core.state, decode<StateImage>(snapshot.payload));
+    mergeImage(core.state, decode<StateImage | StateImageV1>(snapshot.payload));
     at = snapshot.at;
   }
   let seq = fromSeq;

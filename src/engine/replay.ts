@@ -17,7 +17,7 @@ import { ShardCore } from '../actors/core.js';
 import { canonicalLines, digestOfLines, mergeCanonicalLines } from '../actors/digest.js';
 import { invariantViolations } from '../actors/invariants.js';
 import { reservationView } from '../actors/queries.js';
-import { mergeImage, type StateImage } from '../actors/snapshot.js';
+import { mergeImage, type StateImage, type StateImageV1 } from '../actors/snapshot.js';
 import { availableOf, type ShardState, type StockRecord } from '../actors/state.js';
 import type { DomainEvent } from '../actors/types.js';
 import { defaultLimits, type Limits } from '../config.js';
@@ -227,7 +227,7 @@ export async function verify(
       const limits = { ...(options.limits ?? defaultLimits), partitionCount: layout.partitionCount };
       const owns = ownerFilter(shard, layout.partitionCount, layout.shardCount);
       const fromSnapshot = new ShardCore(limits, owns);
-      mergeImage(fromSnapshot.state, decode<StateImage>(snapshot.payload));
+      mergeImage(fromSnapshot.state, decode<StateImage | StateImageV1>(snapshot.payload));
       const fromWal = new ShardCore(limits, owns);
       try {
         pages: for await (const page of rowsOf(store, shard)) {
