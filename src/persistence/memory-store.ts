@@ -25,6 +25,12 @@ export class MemoryWalStore implements WalStore {
   /** Rows removed from the front of each stream by retention: seq n sits at index n − 1 − pruned. */
   private readonly pruned = new Map<number, number>();
   private readonly snapshots: SnapshotRow[] = [];
+  /**
+   * The stored snapshots whose payload matched its checksum when written. Bytes in memory do
+   * not rot, so each is checked once: checking on every read hashed every snapshot kept (tens
+   * of MB each) in the thread that hosts the store, each time a snapshot job started.
+   */
+  private readonly intact = new WeakSet<SnapshotRow>();
   private failuresPending = 0;
   private fencedBy: string | null = null;
   private closed = false;
@@ -78,7 +84,9 @@ export class MemoryWalStore implements WalStore {
 
   async writeSnapshot(snapshot: SnapshotRow): Promise<void> {
     this.assertOpen();
-    this.snapshots.push({ ...snapshot, payload: snapshot.payload.slice() });
+    const stored = { ...snapshot, payload: snapshot.payload.slice() };
+    if (checksumOf(stored.payload) === stored.checksum) this.intact.add(stored);
+    this.snapshots.push(stored);
   }
 
   /** The newest snapshot whose payload matches its checksum; damaged ones are passed over. */
@@ -86,7 +94,7 @@ export class MemoryWalStore implements WalStore {
     this.assertOpen();
     for (let i = this.snapshots.length - 1; i >= 0; i--) {
       const s = this.snapshots[i]!;
-      if (s.shard === shard && s.epoch === epoch && checksumOf(s.payload) === s.checksum) return s;
+      if (s.shard === shard && s.epoch === epoch && this.intact.has(s)) return s;
     }
     return null;
   }
@@ -96,7 +104,7 @@ export class MemoryWalStore implements WalStore {
     let best: SnapshotRow | null = null;
     for (const s of this.snapshots) {
       if (s.shard !== shard || s.epoch !== epoch || s.seq > atOrBeforeSeq) continue;
-      if (checksumOf(s.payload) !== s.checksum) continue;
+      if (!this.intact.has(s)) continue;
       if (best === null || s.seq >= best.seq) best = s;
     }
     return best;

@@ -17,7 +17,8 @@
  * port closes and every call in flight rejects with STORE_UNAVAILABLE instead of waiting
  * forever.
  */
-import type { MessagePort } from 'node:worker_threads';
+import type { MessagePort, Transferable } from 'node:worker_threads';
+import { ownBytes } from './codec.js';
 import { StoreError } from './store-errors.js';
 import { type WalStore, type WalStoreMethod, walStoreMethods } from './wal.js';
 
@@ -95,7 +96,7 @@ export function remoteStore(port: MessagePort): WalStore {
     pending.clear();
   });
 
-  const call = <T>(method: BridgedMethod, args: unknown[]): Promise<T> => {
+  const call = <T>(method: BridgedMethod, args: unknown[], transfer: Transferable[] = []): Promise<T> => {
     if (closedLocally) return Promise.reject(new StoreError('STORE_CLOSED', 'this store client is closed'));
     if (gone !== null) return Promise.reject(gone);
     return new Promise<T>((resolve, reject) => {
@@ -103,7 +104,7 @@ export function remoteStore(port: MessagePort): WalStore {
       pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
       const message: CallMessage = { id, method, args };
       try {
-        port.postMessage(message);
+        port.postMessage(message, transfer);
       } catch (error) {
         pending.delete(id);
         reject(error instanceof Error ? error : new Error(String(error)));
@@ -118,7 +119,12 @@ export function remoteStore(port: MessagePort): WalStore {
     read: (stream, afterSeq, limit) => call('read', [stream, afterSeq, limit]),
     lastSeq: (stream) => call('lastSeq', [stream]),
     streams: () => call('streams', []),
-    writeSnapshot: (snapshot) => call('writeSnapshot', [snapshot]),
+    // A snapshot's payload (tens of MB) is copied here, on the writer's thread, and moved:
+    // the thread serving the store then receives it without copying it again.
+    writeSnapshot: (snapshot) => {
+      const payload = ownBytes(snapshot.payload);
+      return call('writeSnapshot', [{ ...snapshot, payload }], [payload.buffer as ArrayBuffer]);
+    },
     latestSnapshot: (shard, epoch) => call('latestSnapshot', [shard, epoch]),
     snapshotAtOrBefore: (shard, epoch, seq) => call('snapshotAtOrBefore', [shard, epoch, seq]),
     listSnapshots: (shard, epoch) => call('listSnapshots', [shard, epoch]),

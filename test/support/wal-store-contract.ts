@@ -99,6 +99,14 @@ export function walStoreContract(
         expect(Array.from((await store.read(0, 0, 1))[0]!.payload)).toEqual([7, 7, 7]);
       }));
 
+    it("leaves the caller's snapshot payload as it was (a store on another thread gets a copy)", () =>
+      withStore(async (store) => {
+        const written = snapshot(0, 1, 4);
+        await store.writeSnapshot(written);
+        expect(Array.from(written.payload)).toEqual([4, 0, 1]);
+        expect(Array.from((await store.latestSnapshot(0, 1))!.payload)).toEqual([4, 0, 1]);
+      }));
+
     it('returns the newest snapshot of a shard in an epoch', () =>
       withStore(async (store) => {
         await store.writeSnapshot(snapshot(0, 1, 3));
