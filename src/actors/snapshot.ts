@@ -191,7 +191,7 @@ export class SnapshotFormatError extends Error {
 
 function mergeImageV2(state: ShardState, image: StateImage): void {
   const owns = state.owns;
-  const stock = image.stock;
+  const stock = objectOf(image.stock, 'stock');
   const n = lengthOf(stock.skus, 'stock.skus');
   lengthOf(stock.locations, 'stock.locations', n);
   const onHand = float64s(stock.onHand, n, 'stock.onHand');
@@ -214,7 +214,7 @@ function mergeImageV2(state: ShardState, image: StateImage): void {
     record.sourceTs = sourceTs[i]!;
     records[i] = record;
   }
-  const r = image.reservations;
+  const r = objectOf(image.reservations, 'reservations');
   const m = lengthOf(r.ids, 'reservations.ids');
   lengthOf(r.orderIds, 'reservations.orderIds', m);
   lengthOf(r.channels, 'reservations.channels', m);
@@ -266,9 +266,7 @@ function mergeImageV2(state: ShardState, image: StateImage): void {
       slots[k] = state.reservations.slotOf(existing);
     }
   }
-  const finished = image.finished;
-  if (finished === null || typeof finished !== 'object')
-    throw new SnapshotFormatError('snapshot image finished: expected an object');
+  const finished = objectOf(image.finished, 'finished');
   mergeChannelsAndKeys(state, image.channels, image.adjustmentKeys, () => {
     const finishedCount = Math.floor((finished.reservation?.length ?? 0) / 4);
     const which = int32s(finished.reservation, finishedCount, 'finished.reservation');
@@ -428,6 +426,12 @@ function packed(bytes: unknown, length: number, field: string): Uint8Array {
     throw new SnapshotFormatError(`snapshot image ${field}: expected ${length} bytes, found ${found}`);
   }
   return bytes;
+}
+
+function objectOf<T>(value: T, field: string): T {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new SnapshotFormatError(`snapshot image ${field}: expected an object`);
+  return value;
 }
 
 function lengthOf(values: unknown, field: string, expected?: number): number {

@@ -120,7 +120,8 @@ export function remoteStore(port: MessagePort): WalStore {
     lastSeq: (stream) => call('lastSeq', [stream]),
     streams: () => call('streams', []),
     // A snapshot's payload (tens of MB) is copied here, on the writer's thread, and moved:
-    // the thread serving the store then receives it without copying it again.
+    // the message carries it to the serving thread without a copy in between (the caller's
+    // own buffer stays as it was).
     writeSnapshot: (snapshot) => {
       const payload = ownBytes(snapshot.payload);
       return call('writeSnapshot', [{ ...snapshot, payload }], [payload.buffer as ArrayBuffer]);
