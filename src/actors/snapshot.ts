@@ -394,24 +394,25 @@ function bytesOf(values: Float64Array | Int32Array): Uint8Array {
   return out;
 }
 
-function float64s(bytes: unknown, count: number, field: string): Float64Array {
-  const source = packed(bytes, count * 8, field);
-  const out = new Float64Array(count);
-  if (littleEndian) new Uint8Array(out.buffer).set(source);
-  else {
-    const view = new DataView(source.buffer, source.byteOffset, source.byteLength);
-    for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true);
-  }
-  return out;
-}
+const float64s = (bytes: unknown, count: number, field: string): Float64Array =>
+  unpacked(new Float64Array(count), bytes, field, (view, at) => view.getFloat64(at, true));
 
-function int32s(bytes: unknown, count: number, field: string): Int32Array {
-  const source = packed(bytes, count * 4, field);
-  const out = new Int32Array(count);
+const int32s = (bytes: unknown, count: number, field: string): Int32Array =>
+  unpacked(new Int32Array(count), bytes, field, (view, at) => view.getInt32(at, true));
+
+/** Fills `out` from little-endian bytes (a plain copy on a little-endian host). */
+function unpacked<T extends Float64Array | Int32Array>(
+  out: T,
+  bytes: unknown,
+  field: string,
+  read: (view: DataView, at: number) => number,
+): T {
+  const width = out.BYTES_PER_ELEMENT;
+  const source = packed(bytes, out.length * width, field);
   if (littleEndian) new Uint8Array(out.buffer).set(source);
   else {
     const view = new DataView(source.buffer, source.byteOffset, source.byteLength);
-    for (let i = 0; i < count; i++) out[i] = view.getInt32(i * 4, true);
+    for (let i = 0; i < out.length; i++) out[i] = read(view, i * width);
   }
   return out;
 }

@@ -166,16 +166,9 @@ export class FinishedQueue {
   /** [slot, generation, finishedAt] of every entry, oldest first. */
   entries(): Array<[number, number, EpochMs]> {
     const out: Array<[number, number, EpochMs]> = [];
-    let chunk = 0;
-    let i = this.head;
-    for (let n = 0; n < this.count; n++) {
-      if (i === chunkSize) {
-        chunk++;
-        i = 0;
-      }
-      out.push([this.slotChunks[chunk]![i]!, this.generationChunks[chunk]![i]!, this.timeChunks[chunk]![i]!]);
-      i++;
-    }
+    this.forEach((slot, generation, at) => {
+      out.push([slot, generation, at]);
+    });
     return out;
   }
 }
