@@ -6,6 +6,7 @@ import type { DomainEvent, Request } from '../src/actors/types.js';
 import { defaultLimits } from '../src/config.js';
 import { decodeReplies, decodeRequests, encodeReplies, encodeRequests } from '../src/engine/wire.js';
 import {
+  decode,
   decodeEvents,
   EventRowBuilder,
   encode,
@@ -197,6 +198,34 @@ describe('WAL payload codec', () => {
       'WH1',
       2,
     ]);
+  });
+
+  it('given bytes in shared memory (as the in-memory store keeps snapshots), when decoded, then they read as from their own buffer', () => {
+    // Strings long and many enough for msgpackr's native string reader, which takes the
+    // whole ArrayBuffer and crashed the process on a SharedArrayBuffer.
+    const image = {
+      formatVersion: 2,
+      skus: Array.from({ length: 64 }, (_, i) => `sku-number-${i}`),
+      note: 'x'.repeat(100),
+    };
+    const held: DomainEvent = {
+      type: 'ReservationHeld',
+      at: 1_700_000_000_000,
+      reservationId: 'reservation-with-a-long-identifier',
+      orderId: 'order-with-a-long-identifier',
+      channel: 'storefront',
+      bodyHash: 123,
+      expiresAt: 1_700_000_060_000,
+      lines: [{ sku: 'SKU-with-a-long-identifier', location: 'warehouse-one', qty: 2 }],
+    };
+    const shared = (bytes: Uint8Array): Uint8Array => {
+      const out = new Uint8Array(new SharedArrayBuffer(bytes.byteLength));
+      out.set(bytes);
+      return out;
+    };
+    expect(decode(shared(encode(image)))).toEqual(image);
+    const events = Array.from({ length: 20 }, () => held);
+    expect(decodeEvents(shared(encodeEvents(events)))).toEqual(events);
   });
 
   it('given a corrupt tuple, when decoded, then it throws instead of inventing an event', () => {

@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import { checksumOf } from '../src/persistence/codec.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
 import { exposeStore, remoteStore } from '../src/persistence/remote-store.js';
 import { walStoreContract } from './support/wal-store-contract.js';
@@ -22,7 +24,73 @@ walStoreContract('in-memory through the store bridge', async () => {
   };
 });
 
+const snapshotOf = (seq: number, payload: Uint8Array) => ({
+  shard: 0,
+  epoch: 1,
+  seq,
+  at: seq,
+  payload,
+  checksum: checksumOf(payload),
+});
+
+describe('in-memory store', () => {
+  it('copies and checks a large snapshot a part per turn: its thread keeps serving, and readers see the previous snapshot until the new one is whole', async () => {
+    const store = new MemoryWalStore();
+    await store.writeSnapshot(snapshotOf(1, Uint8Array.of(1)));
+    const large = new Uint8Array(randomBytes(16 * 1024 * 1024));
+    let turns = 0;
+    let counting = true;
+    const count = (): void => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    const writing = store.writeSnapshot(snapshotOf(2, large));
+    expect((await store.latestSnapshot(0, 1))?.seq).toBe(1);
+    // Written while the large one is still being copied: it keeps its place after it.
+    const small = store.writeSnapshot(snapshotOf(3, Uint8Array.of(3)));
+    await Promise.all([writing, small]);
+    counting = false;
+    expect(turns).toBeGreaterThan(8);
+    expect((await store.latestSnapshot(0, 1))?.seq).toBe(3);
+    const stored = await store.snapshotAtOrBefore(0, 1, 2);
+    expect(stored?.seq).toBe(2);
+    expect(Buffer.from(stored!.payload).equals(Buffer.from(large))).toBe(true);
+  });
+
+  it('passes over a large snapshot whose checksum is not that of its bytes', async () => {
+    const store = new MemoryWalStore();
+    const large = new Uint8Array(randomBytes(5 * 1024 * 1024 + 1));
+    await store.writeSnapshot(snapshotOf(1, Uint8Array.of(1)));
+    const torn = large.slice();
+    torn[torn.length - 1]! ^= 1;
+    await store.writeSnapshot({ ...snapshotOf(2, torn), checksum: checksumOf(large) });
+    expect((await store.latestSnapshot(0, 1))?.seq).toBe(1);
+    expect((await store.snapshotAtOrBefore(0, 1, 5))?.seq).toBe(1);
+  });
+});
+
 describe('store bridge', () => {
+  it("hands a reader on another thread the in-memory store's payloads, not copies of them", async () => {
+    const channel = new MessageChannel();
+    const hosted = new MemoryWalStore();
+    exposeStore(hosted, channel.port1);
+    const store = remoteStore(channel.port2);
+    const payload = new Uint8Array(randomBytes(2 * 1024 * 1024));
+    await store.writeSnapshot(snapshotOf(4, payload));
+    const read = await store.latestSnapshot(0, 1);
+    expect(Buffer.from(read!.payload).equals(Buffer.from(payload))).toBe(true);
+    // The same memory: a change to the stored bytes shows in what the reader holds.
+    (await hosted.latestSnapshot(0, 1))!.payload[0]! ^= 0xff;
+    expect(read!.payload[0]).toBe(payload[0]! ^ 0xff);
+    await store.append({ stream: 0, seq: 1, epoch: 1, at: 1, eventCount: 1, payload: Uint8Array.of(1, 2) });
+    const [row] = await store.read(0, 0, 10);
+    (await hosted.read(0, 0, 1))[0]!.payload[0] = 9;
+    expect(Array.from(row!.payload)).toEqual([9, 2]);
+    await store.close();
+    channel.port1.close();
+  });
+
   it('keeps the code of a store error across the thread boundary', async () => {
     const channel = new MessageChannel();
     exposeStore(new MemoryWalStore(), channel.port1);

@@ -32,8 +32,17 @@ export function ownBytes(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(bytes);
 }
 
+/**
+ * Bytes the decoder can read. msgpackr's native string reader (msgpackr-extract, when it
+ * loads) takes the view's ArrayBuffer and brings the whole process down when that is shared
+ * memory, as the in-memory store's snapshots are; those are read from a copy.
+ */
+function readable(bytes: Uint8Array): Uint8Array {
+  return bytes.buffer instanceof SharedArrayBuffer ? new Uint8Array(bytes) : bytes;
+}
+
 export function decode<T>(bytes: Uint8Array): T {
-  return packr.unpack(bytes) as T;
+  return packr.unpack(readable(bytes)) as T;
 }
 
 /** Type codes of the event tuples. Stable: written to the log, never renumbered. */
@@ -285,7 +294,7 @@ function arrayHeaderLength(bytes: Uint8Array): number {
 
 /** Reads both payload formats: tuples, and the event objects of logs written before them. */
 export function decodeEvents(bytes: Uint8Array): DomainEvent[] {
-  const items = packr.unpack(bytes) as unknown;
+  const items = packr.unpack(readable(bytes)) as unknown;
   if (!Array.isArray(items)) throw new Error('corrupt WAL payload: not an array of events');
   const events: DomainEvent[] = new Array(items.length);
   for (let i = 0; i < items.length; i++) {
@@ -297,4 +306,15 @@ export function decodeEvents(bytes: Uint8Array): DomainEvent[] {
 
 export function checksumOf(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The checksum of `checksumOf`, taken a part at a time: `update` each part in order, then `digest`. */
+export function checksumInParts(): { update(part: Uint8Array): void; digest(): string } {
+  const hash = createHash('sha256');
+  return {
+    update: (part) => {
+      hash.update(part);
+    },
+    digest: () => hash.digest('hex'),
+  };
 }
