@@ -221,14 +221,15 @@ describe('the open loop', () => {
 
 describe('the step mode', () => {
   it('doubles the rate while steps pass, stops at the first that misses the objective, and names the last that passed the knee', async () => {
-    // Answers the first 150 operations at once and every later one after 60 ms: steps of
-    // 0.5 s at 100 and 200 a second send 50 and 100 (all fast), the one at 400 sends 200,
-    // all slow, so it misses the objective. (Half-second steps leave a passing step room
-    // for a pause of the machine: its last answer may come 50 ms late and still pass.)
+    // Answers the first 300 operations at once and every later one after 150 ms: steps of
+    // 1 s at 100 and 200 a second send 100 and 200 (all fast), the one at 400 sends 400,
+    // all slow, so it misses the objective. (One-second steps and a 40 ms objective leave a
+    // passing step room for a pause of a machine busy with other tests: its last answer may
+    // come 110 ms late and its p99 be 40 ms and still pass.)
     let calls = 0;
     const slowingDown: Sender = {
       send: async (operation) => {
-        if (calls++ >= 150) await new Promise((resolve) => setTimeout(resolve, 60));
+        if (calls++ >= 300) await new Promise((resolve) => setTimeout(resolve, 150));
         return operation.requests.map(() => okOutcome);
       },
       close: async () => {},
@@ -238,17 +239,17 @@ describe('the step mode', () => {
       sender: slowingDown,
       startRate: 100,
       factor: 2,
-      stepSeconds: 0.5,
+      stepSeconds: 1,
       maxSteps: 5,
-      objectiveP99Ms: 15,
+      objectiveP99Ms: 40,
       maxInFlight: 1_000,
       drainSeconds: 2,
     });
     expect(outcome.steps.map((step) => step.offeredRate)).toEqual([100, 200, 400]);
     expect(outcome.steps.map((step) => step.passed)).toEqual([true, true, false]);
-    // Its last answers come 60 ms late: the achieved rate is judged first, then the p99.
+    // Its last answers come 150 ms late: the achieved rate is judged first, then the p99.
     expect(outcome.steps[2]!.reason).toMatch(
-      /^achieved [\d.]+\/s of 400\/s offered$|^p99 [\d.]+ ms > 15 ms$/,
+      /^achieved [\d.]+\/s of 400\/s offered$|^p99 [\d.]+ ms > 40 ms$/,
     );
     expect(outcome.knee?.offeredRate).toBe(200);
   });
