@@ -58,6 +58,32 @@ describe('in-memory store', () => {
     expect(Buffer.from(stored!.payload).equals(Buffer.from(large))).toBe(true);
   });
 
+  it('does not list a snapshot until it is whole, so retention never counts on one still being copied', async () => {
+    const store = new MemoryWalStore();
+    await store.writeSnapshot(snapshotOf(1, Uint8Array.of(1)));
+    const writing = store.writeSnapshot(snapshotOf(2, new Uint8Array(randomBytes(4 * 1024 * 1024))));
+    expect((await store.listSnapshots(0, 1)).map((s) => s.seq)).toEqual([1]);
+    await writing;
+    expect((await store.listSnapshots(0, 1)).map((s) => s.seq)).toEqual([1, 2]);
+  });
+
+  it('keeps nothing of a snapshot whose write failed: closed meanwhile, or its buffer taken away', async () => {
+    const closing = new MemoryWalStore();
+    const cut = closing.writeSnapshot(snapshotOf(2, new Uint8Array(4 * 1024 * 1024)));
+    await closing.close();
+    await expect(cut).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+
+    const store = new MemoryWalStore();
+    const payload = new Uint8Array(4 * 1024 * 1024);
+    const torn = store.writeSnapshot(snapshotOf(2, payload));
+    // Transferring a buffer detaches it, as a caller that moves its bytes to a worker would.
+    structuredClone(payload.buffer, { transfer: [payload.buffer] });
+    await expect(torn).rejects.toThrow();
+    expect(await store.listSnapshots(0, 1)).toEqual([]);
+    await store.writeSnapshot(snapshotOf(3, Uint8Array.of(3)));
+    expect((await store.listSnapshots(0, 1)).map((s) => s.seq)).toEqual([3]);
+  });
+
   it('passes over a large snapshot whose checksum is not that of its bytes', async () => {
     const store = new MemoryWalStore();
     const large = new Uint8Array(randomBytes(5 * 1024 * 1024 + 1));
@@ -71,7 +97,7 @@ describe('in-memory store', () => {
 });
 
 describe('store bridge', () => {
-  it("hands a reader on another thread the in-memory store's payloads, not copies of them", async () => {
+  it("hands the reader on the port's other side the in-memory store's payloads, not copies of them", async () => {
     const channel = new MessageChannel();
     const hosted = new MemoryWalStore();
     exposeStore(hosted, channel.port1);

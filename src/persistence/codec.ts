@@ -35,7 +35,8 @@ export function ownBytes(bytes: Uint8Array): Uint8Array {
 /**
  * Bytes the decoder can read. msgpackr's native string reader (msgpackr-extract, when it
  * loads) takes the view's ArrayBuffer and brings the whole process down when that is shared
- * memory, as the in-memory store's snapshots are; those are read from a copy.
+ * memory, as the in-memory store's payloads (WAL rows and snapshots) are; those are read
+ * from a copy.
  */
 function readable(bytes: Uint8Array): Uint8Array {
   return bytes.buffer instanceof SharedArrayBuffer ? new Uint8Array(bytes) : bytes;

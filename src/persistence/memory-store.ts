@@ -21,7 +21,7 @@ import {
 } from './wal.js';
 
 /**
- * A copy of `bytes` (or `length` zero bytes) in shared memory. Every payload stored here is
+ * A copy of `bytes` in shared memory. Every payload stored here is
  * one, so that a store bridge (remote-store.ts) hands a reader on another thread the stored
  * bytes instead of a copy of them, as this store hands a caller in its own thread the stored
  * row itself: readers read payloads, never write them. A copy was the hosting thread's to
@@ -58,6 +58,8 @@ export class MemoryWalStore implements WalStore {
    * snapshot job started. A snapshot still being copied in is not here yet.
    */
   private readonly intact = new WeakSet<SnapshotRow>();
+  /** The stored snapshots still being copied in: not read, not listed. */
+  private readonly writing = new WeakSet<SnapshotRow>();
   private failuresPending = 0;
   private fencedBy: string | null = null;
   private closed = false;
@@ -121,14 +123,27 @@ export class MemoryWalStore implements WalStore {
     const payload = sharedBytes(source.byteLength);
     const stored: SnapshotRow = { ...snapshot, payload };
     this.snapshots.push(stored);
-    const checksum = checksumInParts();
-    for (let at = 0; at < payload.byteLength; at += SNAPSHOT_PART_BYTES) {
-      if (at > 0) await nextTurn();
-      const end = Math.min(at + SNAPSHOT_PART_BYTES, payload.byteLength);
-      payload.set(source.subarray(at, end), at);
-      checksum.update(payload.subarray(at, end));
+    this.writing.add(stored);
+    try {
+      const checksum = checksumInParts();
+      for (let at = 0; at < payload.byteLength; at += SNAPSHOT_PART_BYTES) {
+        if (at > 0) {
+          await nextTurn();
+          this.assertOpen();
+        }
+        const end = Math.min(at + SNAPSHOT_PART_BYTES, payload.byteLength);
+        payload.set(source.subarray(at, end), at);
+        checksum.update(payload.subarray(at, end));
+      }
+      if (checksum.digest() === stored.checksum) this.intact.add(stored);
+    } catch (error) {
+      // Closed meanwhile, or the caller's buffer went away: nothing of it stays.
+      const at = this.snapshots.indexOf(stored);
+      if (at >= 0) this.snapshots.splice(at, 1);
+      throw error;
+    } finally {
+      this.writing.delete(stored);
     }
-    if (checksum.digest() === stored.checksum) this.intact.add(stored);
   }
 
   /** The newest snapshot whose payload matches its checksum; damaged ones are passed over. */
@@ -155,7 +170,7 @@ export class MemoryWalStore implements WalStore {
   async listSnapshots(shard: number, epoch: number): Promise<SnapshotInfo[]> {
     this.assertOpen();
     return this.snapshots
-      .filter((s) => s.shard === shard && s.epoch === epoch)
+      .filter((s) => s.shard === shard && s.epoch === epoch && !this.writing.has(s))
       .map((s) => ({ seq: s.seq, at: s.at }))
       .sort((a, b) => a.seq - b.seq);
   }

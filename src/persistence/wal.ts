@@ -73,6 +73,11 @@ export interface WalStore {
    * layouts with more shards (retired streams), which retention and the SKU history visit.
    */
   streams(): Promise<number[]>;
+  /**
+   * Resolves once the snapshot is stored. The payload must not change until then: a store
+   * may read it over several turns of the event loop (the in-memory store copies a large one
+   * in parts). Afterwards the caller's bytes are its own again.
+   */
   writeSnapshot(snapshot: SnapshotRow): Promise<void>;
   /**
    * The newest snapshot of a shard in an epoch whose payload matches its checksum, or null.
