@@ -2,7 +2,7 @@
  * Snapshots built from the WAL on a background thread (src/engine/snapshotter.ts):
  * on demand and periodically by events, equal to the live state, used by recovery.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { defaultLimits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { digestOf, rebuild } from '../src/engine/replay.js';
@@ -31,6 +31,36 @@ async function writeSome(engine: Engine, prefix: string, count: number): Promise
   }
   for (const reply of await engine.executeMany(requests)) expect(reply.ok).toBe(true);
 }
+
+describe('a snapshot in the shard worker', () => {
+  it('holds the shard only while it images: commands are answered while the store writes it', async () => {
+    const store = new MemoryWalStore();
+    const engine = await start(store, 1);
+    await writeSome(engine, 'a', 20);
+    const imaged = await store.lastSeq(0);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const write = store.writeSnapshot.bind(store);
+    let writing = false;
+    store.writeSnapshot = async (row) => {
+      writing = true;
+      await gate;
+      return write(row);
+    };
+    const taking = engine.snapshotNow();
+    await vi.waitUntil(() => writing);
+    // The store has not finished the snapshot, and the shard serves meanwhile.
+    await writeSome(engine, 'b', 5);
+    expect(await store.lastSeq(0)).toBeGreaterThan(imaged);
+    release();
+    const [taken] = await taking;
+    expect(taken!.seq).toBe(imaged);
+    const { epoch } = (await store.readLayout())!;
+    expect((await store.latestSnapshot(0, epoch))?.seq).toBe(imaged);
+  });
+});
 
 describe('background snapshots', () => {
   it('on demand: one per shard at its last seq, equal to the live state, then used by recovery', async () => {

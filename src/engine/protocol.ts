@@ -84,7 +84,10 @@ export interface ShardControl {
   /** Resolves when recovery is done (rejects if it failed). */
   ready(): Promise<RecoveryInfo>;
   stats(): Promise<ShardStats>;
-  /** Writes a snapshot between two batches; resolves with the seq it covers. */
+  /**
+   * Images the state between two batches, then writes it while batches go on; resolves
+   * once written, with the seq it covers and how long imaging held the shard (`stallMs`).
+   */
   snapshotNow(): Promise<{ seq: number; bytes: number; stallMs: number }>;
   /** [reservation id, body hash] of every remembered reservation (cross-shard idempotency). */
   reservationIndex(): Promise<Array<[string, number]>>;
