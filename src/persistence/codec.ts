@@ -306,10 +306,12 @@ export function decodeEvents(bytes: Uint8Array): DomainEvent[] {
 }
 
 export function checksumOf(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  const checksum = checksumInParts();
+  checksum.update(bytes);
+  return checksum.digest();
 }
 
-/** The checksum of `checksumOf`, taken a part at a time: `update` each part in order, then `digest`. */
+/** `checksumOf` taken a part at a time: `update` with each part in order, then `digest`. */
 export function checksumInParts(): { update(part: Uint8Array): void; digest(): string } {
   const hash = createHash('sha256');
   return {

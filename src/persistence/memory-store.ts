@@ -21,12 +21,12 @@ import {
 } from './wal.js';
 
 /**
- * A copy of `bytes` in shared memory. Every payload stored here is
- * one, so that a store bridge (remote-store.ts) hands a reader on another thread the stored
- * bytes instead of a copy of them, as this store hands a caller in its own thread the stored
- * row itself: readers read payloads, never write them. A copy was the hosting thread's to
- * make while the reader waited, ~18 ms for a page of 1,000 WAL rows of a busy shard and
- * ~30 ms for a snapshot of 60 MB.
+ * A copy of `bytes` in shared memory. Every payload stored here is one, so that a store
+ * bridge (remote-store.ts) hands a reader on another thread the stored bytes instead of a
+ * copy of them, as this store hands a caller in its own thread the stored row itself:
+ * readers read payloads, never write them. A copy was the hosting thread's to make while
+ * the reader waited, ~18 ms for a page of 1,000 WAL rows of a busy shard and ~30 ms for a
+ * snapshot of 60 MB.
  */
 function sharedCopy(bytes: Uint8Array): Uint8Array {
   const copy = sharedBytes(bytes.byteLength);
