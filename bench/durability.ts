@@ -39,7 +39,7 @@ import { PgWalStore } from '../src/persistence/pg-store.js';
 import { PgliteWalStore } from '../src/persistence/pglite-store.js';
 import type { WalStore } from '../src/persistence/wal.js';
 import { closedLoop, openLoop, seedStock, type ThroughputOptions, Workload } from './engine-throughput.js';
-import { describeMachine, envNumber } from './machine.js';
+import { benchGcProfile, describeMachine, envNumber } from './machine.js';
 
 const databaseUrl = process.env.STOCKD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const list = (name: string, fallback: string): string[] =>
@@ -96,7 +96,7 @@ function ms(histogram: hdr.Histogram, percentile: number): string {
 async function throughput(kind: string, seconds: number, waves: number[], shards: number): Promise<void> {
   for (const waveSize of waves) {
     const opened = await freshStore(kind);
-    const engine = await Engine.start({ store: opened.store, shards });
+    const engine = await Engine.start({ store: opened.store, shards, gc: benchGcProfile() });
     try {
       // The engine benchmark's workload and loops, on a durable store.
       const options: ThroughputOptions = {
@@ -143,7 +143,12 @@ async function recovery(kind: string, records: number, walEvents: number, shards
       snapshotEveryEvents: Number.MAX_SAFE_INTEGER,
       snapshotEveryMs: Number.MAX_SAFE_INTEGER,
     };
-    let engine = await Engine.start({ store: opened.store, shards, limits: noSnapshots });
+    let engine = await Engine.start({
+      store: opened.store,
+      shards,
+      limits: noSnapshots,
+      gc: benchGcProfile(),
+    });
     const loadStarted = performance.now();
     await seedStock(engine, { hotSku: false, skus: records });
     const workload = new Workload({ hotSku: false, skus: records });
@@ -157,7 +162,7 @@ async function recovery(kind: string, records: number, walEvents: number, shards
     await engine.stop();
     let store = await opened.reopen();
     let started = performance.now();
-    engine = await Engine.start({ store, shards, limits: noSnapshots });
+    engine = await Engine.start({ store, shards, limits: noSnapshots, gc: benchGcProfile() });
     const fromWal = (performance.now() - started) / 1000;
     const replayed = engine.recovery.reduce((sum, r) => sum + r.eventsApplied, 0);
     if ((await engine.digest()) !== digest) throw new Error('recovered state differs');
@@ -165,7 +170,12 @@ async function recovery(kind: string, records: number, walEvents: number, shards
     await engine.stop();
     store = await opened.reopen();
     started = performance.now();
-    engine = await Engine.start({ store, shards, limits: withYoungGeneration(defaultLimits) });
+    engine = await Engine.start({
+      store,
+      shards,
+      limits: withYoungGeneration(defaultLimits),
+      gc: benchGcProfile(),
+    });
     const fromSnapshot = (performance.now() - started) / 1000;
     if ((await engine.digest()) !== digest) throw new Error('state recovered from the snapshot differs');
     await engine.stop();
@@ -181,7 +191,7 @@ async function recovery(kind: string, records: number, walEvents: number, shards
 
 async function stall(kind: string, records: number): Promise<void> {
   const opened = await freshStore(kind);
-  const engine = await Engine.start({ store: opened.store, shards: 1 });
+  const engine = await Engine.start({ store: opened.store, shards: 1, gc: benchGcProfile() });
   try {
     await seedStock(engine, { hotSku: false, skus: records });
     const probe = async (during: Promise<unknown>): Promise<hdr.Histogram> => {
@@ -299,7 +309,7 @@ export async function main(): Promise<void> {
   const only = list('BENCH_ONLY', 'throughput,recovery,stall,image');
   const stores = list('BENCH_STORES', 'postgres,pglite');
   const shards = envNumber('BENCH_SHARDS', 1);
-  console.log(`durability — ${describeMachine()}`);
+  console.log(`durability (gc ${benchGcProfile()}) — ${describeMachine()}`);
   for (const kind of stores) {
     if (only.includes('throughput'))
       await throughput(

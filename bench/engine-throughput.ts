@@ -18,14 +18,15 @@
  * generation (limits.workerYoungGenerationMb) to compare GC settings.
  *
  * Parameters (environment): BENCH_SECONDS, BENCH_SKUS, BENCH_WAVE, BENCH_LATENCY_WAVE,
- * BENCH_INFLIGHT, BENCH_SHARDS, BENCH_RATES, BENCH_YOUNG_MB.
+ * BENCH_INFLIGHT, BENCH_SHARDS, BENCH_RATES, BENCH_YOUNG_MB; STOCKD_GC=v8 runs the engine on V8's own
+ * garbage-collector settings instead of the latency profile (src/engine/gc-profile.ts).
  */
 import * as hdr from 'hdr-histogram-js';
 import type { Request } from '../src/actors/types.js';
 import { defaultLimits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
-import { describeMachine, envNumber } from './machine.js';
+import { benchGcProfile, describeMachine, envNumber } from './machine.js';
 
 export interface ThroughputOptions {
   readonly shards: number;
@@ -123,7 +124,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
     options.youngGenerationMb === undefined
       ? defaultLimits
       : { ...defaultLimits, workerYoungGenerationMb: options.youngGenerationMb };
-  const engine = await Engine.start({ store, shards: options.shards, limits });
+  const engine = await Engine.start({ store, shards: options.shards, limits, gc: benchGcProfile() });
   try {
     await seedStock(engine, options);
     const workload = new Workload(options);
@@ -259,7 +260,9 @@ export async function main(): Promise<void> {
     youngGenerationMb: process.env.BENCH_YOUNG_MB === undefined ? undefined : envNumber('BENCH_YOUNG_MB', 4),
   };
   const shardCounts = [1, envNumber('BENCH_SHARDS', 2)];
-  console.log(`engine throughput (in-memory WAL, real worker threads) — ${describeMachine()}`);
+  console.log(
+    `engine throughput (in-memory WAL, real worker threads, gc ${benchGcProfile()}) — ${describeMachine()}`,
+  );
   for (const hotSku of [false, true]) {
     for (const shards of shardCounts) {
       console.log(formatThroughput(await runThroughput({ ...base, shards, hotSku })));

@@ -49,7 +49,7 @@ import { defaultLimits, defaultShardCount } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
 import type { WalStore } from '../src/persistence/wal.js';
-import { describeMachine, envNumber, serverNodeArgs } from './machine.js';
+import { benchGcProfile, describeMachine, envNumber, serverNodeArgs } from './machine.js';
 
 export interface HttpBenchOptions {
   readonly seconds: number;
@@ -156,7 +156,7 @@ async function serve(kind: string): Promise<void> {
   }
   const { wal, walEvents, cleanup } = await openBenchStore(options);
   const store = new NotifyingStore(wal);
-  const engine = await Engine.start({ store, shards: options.shards });
+  const engine = await Engine.start({ store, shards: options.shards, gc: benchGcProfile() });
   await engine.execute({ type: 'channel', channel: 'web', locations: ['WH1'] });
   await engine.executeMany(
     Array.from({ length: options.skus }, (_, i) => ({
@@ -709,7 +709,7 @@ export function formatHttpBench(result: HttpBenchResult, options: HttpBenchOptio
 
 export async function main(): Promise<void> {
   const options = optionsFromEnv();
-  console.log(describeMachine());
+  console.log(`${describeMachine()} · gc ${benchGcProfile()}`);
   const result = await runHttpBench(options);
   console.log(formatHttpBench(result, options));
 }

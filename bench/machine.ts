@@ -1,6 +1,7 @@
 /** What a benchmark ran on, printed with every result (undici/pino habit). */
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus, totalmem } from 'node:os';
+import type { GcProfile } from '../src/engine/gc-profile.js';
 
 export interface MachineInfo {
   readonly cpu: string;
@@ -41,6 +42,15 @@ export function envNumber(name: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isFinite(value)) throw new Error(`${name} must be a number, got ${raw}`);
   return value;
+}
+
+/**
+ * The garbage-collector profile a benchmark starts its engines with: STOCKD_GC, as for
+ * `stockd serve` (latency, the default, or v8; src/engine/gc-profile.ts). A V8 flag holds
+ * for the whole process, so the two are compared in separate runs.
+ */
+export function benchGcProfile(): GcProfile {
+  return (process.env.STOCKD_GC || 'latency') as GcProfile;
 }
 
 /**

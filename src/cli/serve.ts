@@ -19,6 +19,7 @@ import { NotifyingStore } from '../api/events.js';
 import { buildServer } from '../api/server.js';
 import { defaultShardCount } from '../config.js';
 import { Engine } from '../engine/engine.js';
+import { type GcProfile, gcProfileFlags, gcProfiles } from '../engine/gc-profile.js';
 import { openStore } from '../persistence/open-store.js';
 import type { WalStore } from '../persistence/wal.js';
 
@@ -34,6 +35,8 @@ export interface ServeOptions {
   /** Requests per second per key; 0: no limit (a key's own limit still applies). */
   readonly rateLimit?: number;
   readonly logLevel?: string;
+  /** Garbage-collector profile of the process (src/engine/gc-profile.ts); default latency. */
+  readonly gc?: GcProfile;
 }
 
 /** Longest a graceful shutdown may take before the process gives up and exits 1. */
@@ -92,9 +95,12 @@ export async function serve(
   const fatal = new Promise<Error>((resolve) => {
     fail = resolve;
   });
+  const gc = options.gc ?? 'latency';
+  log.info({ gc, flags: gcProfileFlags[gc] }, 'garbage-collector profile');
   const starting = Engine.start({
     store,
     shards,
+    gc,
     onShardFenced: (shard, detail) => {
       log.fatal({ shard }, `shard ${shard} is fenced, this process no longer writes: ${detail}`);
       fail(new Error(`fenced: ${detail}`));
@@ -265,6 +271,15 @@ export function serveCommand(): Command {
         .argParser(integer('rate limit', 0)),
     )
     .addOption(
+      new Option(
+        '--gc <profile>',
+        'garbage-collector profile: latency (rare full collections, heap up to 4× its live size) or v8 (V8’s defaults)',
+      )
+        .env('STOCKD_GC')
+        .choices(gcProfiles)
+        .default('latency'),
+    )
+    .addOption(
       new Option('--log-level <level>', 'pino log level')
         .env('STOCKD_LOG_LEVEL')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
@@ -287,5 +302,6 @@ stockd serve options (each also an environment variable):
   --api-keys <keys>          STOCKD_API_KEYS       key:scope[,scope][:max];… (scopes read, write, admin)
   --api-keys-file <file>     STOCKD_API_KEYS_FILE  the same, one key per line
   --rate-limit <n>           STOCKD_RATE_LIMIT     requests/s per key (default 0: none)
+  --gc <profile>             STOCKD_GC             latency (default) or v8: V8's own garbage-collector settings
   --log-level <level>        STOCKD_LOG_LEVEL      pino level (default info)
 `;

@@ -23,6 +23,7 @@ import { assertLimits, defaultLimits, defaultShardCount, type Limits } from '../
 import { type ErrorCode, type Rejection, reject } from '../errors.js';
 import type { Layout, WalStore } from '../persistence/wal.js';
 import { type Clock, systemClock } from './clock.js';
+import { applyGcProfile, type GcProfile } from './gc-profile.js';
 import type { RecoveryInfo, ShardStats } from './protocol.js';
 import { ShardHandle, type Sink } from './shard-handle.js';
 import { type BackgroundSnapshot, Snapshotter, snapshotFromWal } from './snapshotter.js';
@@ -41,6 +42,11 @@ export interface EngineOptions {
    * process (`stockd serve` exits 1).
    */
   readonly onShardFenced?: (shard: number, detail: string) => void;
+  /**
+   * Garbage-collector profile of the whole process (gc-profile.ts), applied before the
+   * workers start; default `latency`.
+   */
+  readonly gc?: GcProfile;
 }
 
 /** See Engine.onDurable. */
@@ -614,6 +620,7 @@ export class Engine extends Router {
   static async start(options: EngineOptions): Promise<Engine> {
     const limits = options.limits ?? defaultLimits;
     assertLimits(limits);
+    applyGcProfile(options.gc ?? 'latency');
     const shardCount = options.shards ?? defaultShardCount(availableParallelism());
     if (!Number.isSafeInteger(shardCount) || shardCount < 1 || shardCount > limits.partitionCount) {
       throw new Error(`shards must be a whole number 1..${limits.partitionCount}, got ${shardCount}`);
