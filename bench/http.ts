@@ -7,8 +7,9 @@
  *      ▼
  *   child process: `node dist/bench/http.js serve trivial|engine`
  *      engine = buildServer() + Engine with API keys on; every reply waits for its WAL
- *      append (BENCH_STORE: the in-memory log by default, which survives a worker crash
- *      but not a process crash; `pglite` or `postgres` for the durable stores)
+ *      append (BENCH_STORE: durable by default, PostgreSQL with BENCH_DATABASE_URL, else
+ *      embedded PGlite; `memory`, the in-memory log, survives a worker crash but not a
+ *      process crash and leaves the store's cost out)
  *
  * Scenarios, one after another:
  *   trivial   POST /v1/echo                     the ceiling
@@ -27,7 +28,7 @@
  * Parameters (environment): BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (64),
  * BENCH_BATCH (1000), BENCH_BATCH_CONNECTIONS (4), BENCH_SHARDS (cores − 1), BENCH_SKUS
  * (1000), BENCH_LOAD (0.7), BENCH_WARMUP (1: seconds of the open loop before it measures), BENCH_RATE_LIMIT (0: off; 1: on with a limit no run reaches,
- * to see its cost), BENCH_STORE (memory | pglite | postgres with BENCH_DATABASE_URL),
+ * to see its cost), BENCH_STORE (pglite, or postgres when BENCH_DATABASE_URL is set | memory),
  * BENCH_SERVER_NODE_ARGS (Node flags for both servers, e.g. `--trace-gc` or `--cpu-prof`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -126,8 +127,13 @@ export function optionsFromEnv(): HttpBenchOptions {
   };
 }
 
-function storeFromEnv(): HttpBenchOptions['store'] {
-  const store = process.env.BENCH_STORE ?? 'memory';
+/**
+ * BENCH_STORE, or by default a durable store, as the figures are meant to be: PostgreSQL
+ * when BENCH_DATABASE_URL is set, else embedded PGlite (what `stockd serve` runs on by
+ * default). `memory` leaves the store's cost out, to look at the API's own.
+ */
+export function storeFromEnv(env: NodeJS.ProcessEnv = process.env): HttpBenchOptions['store'] {
+  const store = env.BENCH_STORE || (env.BENCH_DATABASE_URL ? 'postgres' : 'pglite');
   if (store !== 'memory' && store !== 'pglite' && store !== 'postgres') {
     throw new Error(`BENCH_STORE must be memory, pglite or postgres, got ${store}`);
   }
