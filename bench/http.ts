@@ -48,6 +48,7 @@ import { buildServer } from '../src/api/server.js';
 import { validatorCompiler } from '../src/api/validation.js';
 import { defaultLimits, defaultShardCount } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
+import { applyGcProfile } from '../src/engine/gc-profile.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
 import type { WalStore } from '../src/persistence/wal.js';
 import { benchGcProfile, describeMachine, envNumber, serverNodeArgs } from './machine.js';
@@ -146,6 +147,8 @@ export function storeFromEnv(env: NodeJS.ProcessEnv = process.env): HttpBenchOpt
 async function serve(kind: string): Promise<void> {
   const options = optionsFromEnv();
   if (kind === 'trivial') {
+    // The ceiling runs with the same garbage-collector profile as the engine's server.
+    applyGcProfile(benchGcProfile());
     const app = Fastify({ logger: false });
     app.setValidatorCompiler(validatorCompiler);
     const body = Type.Object({ reservationId: Type.String(), lines: Type.Array(Type.Object({})) });
@@ -195,9 +198,9 @@ async function serve(kind: string): Promise<void> {
 }
 
 /**
- * The WAL under test: `memory` (default; hosted in the server's main thread), `pglite`
- * (embedded, in a fresh temporary directory: what `stockd serve` uses by default) or
- * `postgres` (BENCH_DATABASE_URL, a fresh schema dropped afterwards).
+ * The WAL under test (storeFromEnv): `memory` (hosted in the server's main thread),
+ * `pglite` (embedded, in a fresh temporary directory: what `stockd serve` uses by default)
+ * or `postgres` (BENCH_DATABASE_URL, a fresh schema dropped afterwards).
  */
 async function openBenchStore(options: HttpBenchOptions): Promise<{
   wal: WalStore;

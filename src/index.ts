@@ -7,6 +7,8 @@ export type { Clock } from './engine/clock.js';
 export { ManualClock, systemClock } from './engine/clock.js';
 export type { EngineOptions, ShardLane } from './engine/engine.js';
 export { Engine, mergeReservationReplies, Router } from './engine/engine.js';
+export type { GcProfile } from './engine/gc-profile.js';
+export { applyGcProfile, gcProfileFlags, gcProfiles } from './engine/gc-profile.js';
 export type { ErrorCode, Rejection, Shortage } from './errors.js';
 export { errorCodes, errorDefinitions } from './errors.js';
 export { MemoryWalStore } from './persistence/memory-store.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatHttpBench, type HttpBenchOptions, runHttpBench, storeFromEnv } from '../bench/http.js';
+import { formatHttpBench, type HttpBenchOptions, runHttpBench } from '../bench/http.js';
 
 // A tiny run of the HTTP benchmark (bench/http.ts) so it never rots: real child servers,
 // autocannon, the open-loop client, msgpack batches. Figures are not asserted (shared,
@@ -45,14 +45,5 @@ describe('HTTP benchmark smoke', () => {
     expect(formatHttpBench(result, options)).toContain('warm-up');
     expect(Number.isFinite(result.reserveShareOfCeiling)).toBe(true);
     expect(formatHttpBench(result, options)).toContain('req/s');
-  });
-
-  it('measures a durable store unless told otherwise', () => {
-    expect(storeFromEnv({})).toBe('pglite');
-    expect(storeFromEnv({ BENCH_DATABASE_URL: 'postgres://localhost/x' })).toBe('postgres');
-    expect(storeFromEnv({ BENCH_STORE: 'memory', BENCH_DATABASE_URL: 'postgres://localhost/x' })).toBe(
-      'memory',
-    );
-    expect(() => storeFromEnv({ BENCH_STORE: 'redis' })).toThrow(/BENCH_STORE must be/);
   });
 });

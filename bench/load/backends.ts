@@ -18,6 +18,7 @@ import { PgWalStore } from '../../src/persistence/pg-store.js';
 import type { WalStore } from '../../src/persistence/wal.js';
 import { PgRowBaseline } from '../baselines/pg-row.js';
 import { RedisLuaBaseline } from '../baselines/redis-lua.js';
+import { benchGcProfile } from '../machine.js';
 import type { EngineLike } from './senders.js';
 
 export const targetNames = ['stockd', 'pg-row', 'redis-lua'] as const;
@@ -89,7 +90,7 @@ async function openStockd(config: BackendConfig): Promise<Backend> {
     durability =
       'WAL in memory (MemoryWalStore): a reply waits for the in-memory append, which survives a worker crash but not a process crash';
   }
-  const engine = await Engine.start({ store, shards: config.shards });
+  const engine = await Engine.start({ store, shards: config.shards, gc: benchGcProfile() });
   return {
     engine,
     durable,

@@ -19,7 +19,7 @@ import { NotifyingStore } from '../api/events.js';
 import { buildServer } from '../api/server.js';
 import { defaultShardCount } from '../config.js';
 import { Engine } from '../engine/engine.js';
-import { type GcProfile, gcProfileFlags, gcProfiles } from '../engine/gc-profile.js';
+import { assertGcProfile, type GcProfile, gcProfileFlags, gcProfiles } from '../engine/gc-profile.js';
 import { openStore } from '../persistence/open-store.js';
 import type { WalStore } from '../persistence/wal.js';
 
@@ -71,7 +71,9 @@ export async function serve(
   options: ServeOptions,
   log: Logger = pino({ level: options.logLevel ?? 'info' }),
 ): Promise<RunningServer> {
-  // 1. Keys and the bind check come first: a refusal must not leave a store opened.
+  // 1. Options, keys and the bind check come first: a refusal must not leave a store opened.
+  const gc = options.gc ?? 'latency';
+  assertGcProfile(gc);
   const keys: ApiKey[] = await loadApiKeys({
     ...(options.apiKeys === undefined ? {} : { spec: options.apiKeys }),
     ...(options.apiKeysFile === undefined ? {} : { file: options.apiKeysFile }),
@@ -95,7 +97,6 @@ export async function serve(
   const fatal = new Promise<Error>((resolve) => {
     fail = resolve;
   });
-  const gc = options.gc ?? 'latency';
   log.info({ gc, flags: gcProfileFlags[gc] }, 'garbage-collector profile');
   const starting = Engine.start({
     store,
@@ -273,7 +274,7 @@ export function serveCommand(): Command {
     .addOption(
       new Option(
         '--gc <profile>',
-        'garbage-collector profile: latency (rare full collections, heap up to 4× its live size) or v8 (V8’s defaults)',
+        'garbage-collector profile: latency (rare full collections, heap up to 4× its live size) or v8 (the process’s own V8 flags)',
       )
         .env('STOCKD_GC')
         .choices(gcProfiles)
@@ -302,6 +303,6 @@ stockd serve options (each also an environment variable):
   --api-keys <keys>          STOCKD_API_KEYS       key:scope[,scope][:max];… (scopes read, write, admin)
   --api-keys-file <file>     STOCKD_API_KEYS_FILE  the same, one key per line
   --rate-limit <n>           STOCKD_RATE_LIMIT     requests/s per key (default 0: none)
-  --gc <profile>             STOCKD_GC             latency (default) or v8: V8's own garbage-collector settings
+  --gc <profile>             STOCKD_GC             latency (default) or v8: the process's own V8 garbage-collector flags
   --log-level <level>        STOCKD_LOG_LEVEL      pino level (default info)
 `;

@@ -44,7 +44,8 @@ export interface EngineOptions {
   readonly onShardFenced?: (shard: number, detail: string) => void;
   /**
    * Garbage-collector profile of the whole process (gc-profile.ts), applied before the
-   * workers start; default `latency`.
+   * workers start. Absent: the process's V8 flags are left as they are (`stockd serve`
+   * passes `latency` unless told otherwise).
    */
   readonly gc?: GcProfile;
 }
@@ -620,11 +621,11 @@ export class Engine extends Router {
   static async start(options: EngineOptions): Promise<Engine> {
     const limits = options.limits ?? defaultLimits;
     assertLimits(limits);
-    applyGcProfile(options.gc ?? 'latency');
     const shardCount = options.shards ?? defaultShardCount(availableParallelism());
     if (!Number.isSafeInteger(shardCount) || shardCount < 1 || shardCount > limits.partitionCount) {
       throw new Error(`shards must be a whole number 1..${limits.partitionCount}, got ${shardCount}`);
     }
+    if (options.gc !== undefined) applyGcProfile(options.gc);
     const previous = await options.store.readLayout();
     const epoch =
       previous === null ? 1 : previous.shardCount === shardCount ? previous.epoch : previous.epoch + 1;

@@ -15,13 +15,18 @@
  *   about 10%, so a shard ran a full collection every 0.5–1 s, and each one's concurrent
  *   marking, on helper threads sharing the same cores, slowed the shard for ~25 ms.
  *
- * `latency` (the default) turns pretenuring off and fixes the growing factor at 4: full
- * collections become rare, at the price of a heap that may grow to four times its live
- * size between them. `v8` keeps V8's own settings.
+ * `latency` (what `stockd serve` runs with unless told otherwise) turns pretenuring off and
+ * fixes the growing factor at 4: full collections become rare, at the price of a heap that
+ * may grow to four times its live size between them. The fixed factor also overrides the
+ * slower growth V8 would choose under memory pressure, so give the process room (a
+ * container's memory limit) for it. `v8` sets nothing: the process keeps the flags it has,
+ * V8's own unless its command line says otherwise.
  *
  * V8 flags belong to the process, not to a thread or an engine: they hold for every heap
- * in it, the shard workers' included, from the moment they are set. Engine.start applies
- * its profile before it starts its workers; the last profile applied wins.
+ * in it, the shard workers' included, from the moment they are set (allocation sites
+ * already pretenured stay so). Engine.start applies a profile only when its options name
+ * one, before it starts its workers; an application that embeds the engine keeps its own
+ * flags unless it asks.
  */
 import { setFlagsFromString } from 'node:v8';
 
@@ -29,18 +34,23 @@ export type GcProfile = 'latency' | 'v8';
 
 export const gcProfiles: readonly GcProfile[] = ['latency', 'v8'];
 
-/** The V8 flags of each profile; `v8` sets V8's defaults back explicitly. */
+/** The V8 flags each profile sets. */
 export const gcProfileFlags: Readonly<Record<GcProfile, readonly string[]>> = {
   latency: ['--no-allocation-site-pretenuring', '--heap-growing-percent=300'],
-  v8: ['--allocation-site-pretenuring', '--heap-growing-percent=0'],
+  v8: [],
 };
+
+/** Throws unless `profile` is one of gcProfiles. */
+export function assertGcProfile(profile: unknown): asserts profile is GcProfile {
+  if (!gcProfiles.includes(profile as GcProfile)) {
+    throw new Error(`gc profile must be one of ${gcProfiles.join(', ')}, got ${String(profile)}`);
+  }
+}
 
 /** Sets the profile's V8 flags for this process; returns them. */
 export function applyGcProfile(profile: GcProfile): readonly string[] {
+  assertGcProfile(profile);
   const flags = gcProfileFlags[profile];
-  if (flags === undefined) {
-    throw new Error(`gc profile must be one of ${gcProfiles.join(', ')}, got ${String(profile)}`);
-  }
   for (const flag of flags) setFlagsFromString(flag);
   return flags;
 }
