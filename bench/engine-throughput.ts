@@ -15,10 +15,13 @@
  *
  * BENCH_RATES (e.g. 5000,20000,50000) adds open-loop runs at those fixed rates, to see where
  * the tail bends below saturation; BENCH_YOUNG_MB overrides the shard workers' young
- * generation (limits.workerYoungGenerationMb) to compare GC settings.
+ * generation (limits.workerYoungGenerationMb) to compare GC settings. BENCH_REMEMBERED (default 0)
+ * fills the router's reservation directory with that many ids of earlier reservations before
+ * the run, as a router over two or more shards holds after a day of traffic (it keeps every id
+ * for the longest TTL plus the retention window); with one shard there is no directory.
  *
  * Parameters (environment): BENCH_SECONDS, BENCH_SKUS, BENCH_WAVE, BENCH_LATENCY_WAVE,
- * BENCH_INFLIGHT, BENCH_SHARDS, BENCH_RATES, BENCH_YOUNG_MB; STOCKD_GC=v8 runs the engine on V8's own
+ * BENCH_INFLIGHT, BENCH_SHARDS, BENCH_RATES, BENCH_YOUNG_MB, BENCH_REMEMBERED; STOCKD_GC=v8 runs the engine on V8's own
  * garbage-collector settings instead of the latency profile (src/engine/gc-profile.ts).
  */
 import * as hdr from 'hdr-histogram-js';
@@ -43,6 +46,8 @@ export interface ThroughputOptions {
   readonly rates?: readonly number[];
   /** Overrides limits.workerYoungGenerationMb. */
   readonly youngGenerationMb?: number;
+  /** Ids of earlier reservations in the router's directory before the run (shards > 1). */
+  readonly remembered?: number;
 }
 
 export interface RoundTrip {
@@ -103,6 +108,21 @@ export class Workload {
   }
 }
 
+/**
+ * Enters `count` ids of earlier reservations in the router's directory, spread over the
+ * shards, as the directory stands after a day of traffic (it is loaded the way a restart
+ * loads it). With one shard the router keeps no directory, so this does nothing.
+ */
+export function rememberEarlierReservations(engine: Engine, count: number): void {
+  if (engine.shardCount < 2) return;
+  for (let from = 0; from < count; from += 100_000) {
+    const indexes = Array.from({ length: engine.shardCount }, () => [] as Array<[string, number]>);
+    for (let i = from; i < Math.min(count, from + 100_000); i++)
+      indexes[i % engine.shardCount]!.push([`earlier-${String(i).padStart(10, '0')}`, i]);
+    engine.loadDirectoryFrom(indexes);
+  }
+}
+
 /** Stock for every SKU the workload uses, large enough that reservations never run out. */
 export async function seedStock(
   engine: Engine,
@@ -127,6 +147,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
   const engine = await Engine.start({ store, shards: options.shards, limits, gc: benchGcProfile() });
   try {
     await seedStock(engine, options);
+    rememberEarlierReservations(engine, options.remembered ?? 0);
     const workload = new Workload(options);
     // Warm-up: let V8 optimise the hot paths before measuring.
     await closedLoop(engine, workload, options, Math.min(1, options.seconds / 4));
@@ -258,10 +279,15 @@ export async function main(): Promise<void> {
     loadFraction: 0.5,
     rates: (process.env.BENCH_RATES ?? '').split(',').filter(Boolean).map(Number),
     youngGenerationMb: process.env.BENCH_YOUNG_MB === undefined ? undefined : envNumber('BENCH_YOUNG_MB', 4),
+    remembered: envNumber('BENCH_REMEMBERED', 0),
   };
   const shardCounts = [1, envNumber('BENCH_SHARDS', 2)];
   console.log(
-    `engine throughput (in-memory WAL, real worker threads, gc ${benchGcProfile()}) — ${describeMachine()}`,
+    `engine throughput (in-memory WAL, real worker threads, gc ${benchGcProfile()}` +
+      (base.remembered > 0
+        ? `, ${base.remembered.toLocaleString('en-US')} earlier reservation ids in the router's directory with 2+ shards`
+        : '') +
+      `) — ${describeMachine()}`,
   );
   for (const hotSku of [false, true]) {
     for (const shards of shardCounts) {

@@ -2,13 +2,15 @@
  * Heap bytes per stock record, measured at `BENCH_RECORDS` records (default 1,000,000)
  * in a ShardState, for two shapes: one location per SKU (the worst case: one Map entry
  * and one key string per record) and four locations per SKU; and bytes per kept
- * reservation at `BENCH_RESERVATIONS` (default 1,000,000).
+ * reservation at `BENCH_RESERVATIONS` (default 1,000,000), in a shard and in the router's
+ * directory (the main thread's map of reservation ids to shards, kept with two or more shards).
  *
  * Run with --expose-gc for a clean measurement (npm run bench does).
  */
 import { evolve } from '../src/actors/evolve.js';
 import { ShardState } from '../src/actors/state.js';
 import { defaultLimits } from '../src/config.js';
+import { ReservationDirectory } from '../src/engine/directory.js';
 import { describeMachine, envNumber } from './machine.js';
 
 export interface MemoryResult {
@@ -119,6 +121,30 @@ export function measureReservationMemory(count: number): ReservationMemoryResult
   };
 }
 
+/**
+ * Memory per reservation in the router's directory (src/engine/directory.ts): `count` ids
+ * of the same shape as above, each on one of two shards, as a router over two shards
+ * remembers them (for the longest TTL plus the retention window).
+ */
+export function measureDirectoryMemory(count: number): ReservationMemoryResult {
+  collect();
+  const before = process.memoryUsage();
+  const directory = new ReservationDirectory(2);
+  const at = Date.UTC(2026, 0, 1);
+  for (let i = 0; i < count; i++) {
+    directory.set(`order-${String(i).padStart(10, '0')}`, 1_000_003 * i, i % 2 === 0 ? [0] : [1], at + i);
+  }
+  collect();
+  const after = process.memoryUsage();
+  if (directory.size !== count) throw new Error(`kept ${directory.size} ids, wanted ${count}`);
+  const heap = after.heapUsed - before.heapUsed;
+  return {
+    reservations: count,
+    bytesPerReservation: Math.round((heap + after.arrayBuffers - before.arrayBuffers) / count),
+    heapBytesPerReservation: Math.round(heap / count),
+  };
+}
+
 export async function main(): Promise<void> {
   const records = envNumber('BENCH_RECORDS', 1_000_000);
   console.log(`memory per stock record — ${describeMachine()}`);
@@ -132,6 +158,10 @@ export async function main(): Promise<void> {
   const reservations = measureReservationMemory(envNumber('BENCH_RESERVATIONS', 1_000_000));
   console.log(
     `${'reservations'.padEnd(20)} ${reservations.reservations.toLocaleString('en-US')} kept (half held, half committed): ${reservations.bytesPerReservation} bytes/reservation (${reservations.heapBytesPerReservation} of them on the JavaScript heap)`,
+  );
+  const directory = measureDirectoryMemory(envNumber('BENCH_RESERVATIONS', 1_000_000));
+  console.log(
+    `${'router directory'.padEnd(20)} ${directory.reservations.toLocaleString('en-US')} ids (shards > 1): ${directory.bytesPerReservation} bytes/reservation (${directory.heapBytesPerReservation} of them on the JavaScript heap)`,
   );
 }
 

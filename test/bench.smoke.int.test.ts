@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { formatCoreLoop, lookupYardstick, runCoreLoop } from '../bench/core-loop.js';
-import { formatThroughput, runThroughput } from '../bench/engine-throughput.js';
-import { measureRecordMemory, measureReservationMemory } from '../bench/memory.js';
+import { formatThroughput, rememberEarlierReservations, runThroughput } from '../bench/engine-throughput.js';
+import { measureDirectoryMemory, measureRecordMemory, measureReservationMemory } from '../bench/memory.js';
+import { Engine } from '../src/engine/engine.js';
+import { MemoryWalStore } from '../src/persistence/memory-store.js';
 
 // Tiny forms of every benchmark, so they never rot. Figures are not asserted here (shared,
 // noisy machines); only that each benchmark runs end to end and reports sane numbers.
@@ -29,6 +31,21 @@ describe('benchmark smoke', () => {
     expect(result.rejected).toBe(0);
     expect(result.roundTripMs.p99).toBeGreaterThanOrEqual(result.roundTripMs.p50);
     expect(formatThroughput(result)).toContain('commands/s');
+  });
+
+  it('BENCH_REMEMBERED fills the router directory: an earlier id is taken, with two shards', async () => {
+    const engine = await Engine.start({ store: new MemoryWalStore(), shards: 2 });
+    try {
+      rememberEarlierReservations(engine, 250_000);
+      await engine.execute({ type: 'set', sku: 'A', location: 'WH1', onHand: 10 });
+      const lines = [{ sku: 'A', qty: 1, location: 'WH1' }];
+      const reused = await engine.execute({ type: 'reserve', reservationId: 'earlier-0000249999', lines });
+      expect(reused).toMatchObject({ ok: false, code: 'IDEMPOTENCY_KEY_REUSED' });
+      const fresh = await engine.execute({ type: 'reserve', reservationId: 'earlier-0000250000', lines });
+      expect(fresh.ok).toBe(true);
+    } finally {
+      await engine.stop();
+    }
   });
 
   it('the bare core loop is measured, with its slowest batch', () => {
@@ -62,5 +79,11 @@ describe('benchmark smoke', () => {
     expect(result.reservations).toBe(10_000);
     expect(Number.isFinite(result.bytesPerReservation)).toBe(true);
     expect(result.bytesPerReservation).toBeGreaterThanOrEqual(result.heapBytesPerReservation);
+  });
+
+  it('memory per reservation in the router directory is measured', () => {
+    const result = measureDirectoryMemory(10_000);
+    expect(result.reservations).toBe(10_000);
+    expect(Number.isFinite(result.bytesPerReservation)).toBe(true);
   });
 });

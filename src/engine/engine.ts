@@ -23,6 +23,7 @@ import { assertLimits, defaultLimits, defaultShardCount, type Limits } from '../
 import { type ErrorCode, type Rejection, reject } from '../errors.js';
 import type { Layout, WalStore } from '../persistence/wal.js';
 import { type Clock, systemClock } from './clock.js';
+import { ReservationDirectory } from './directory.js';
 import { applyGcProfile, type GcProfile } from './gc-profile.js';
 import type { RecoveryInfo, ShardStats } from './protocol.js';
 import { ShardHandle, type Sink } from './shard-handle.js';
@@ -67,12 +68,6 @@ export interface ShardLane {
 /** Attempts of a compensating abort whose outcome stays unknown (shard restarting). */
 const compensationAttemptsMax = 8;
 
-interface DirectoryEntry {
-  readonly bodyHash: number;
-  readonly shards: readonly number[];
-  readonly addedAt: number;
-}
-
 class PromiseSink implements Sink {
   resolve!: (reply: Reply) => void;
   readonly promise = new Promise<Reply>((resolve) => {
@@ -106,7 +101,7 @@ export class Router {
   protected readonly lanes: readonly ShardLane[];
   protected readonly clock: Clock;
   /** Cross-shard idempotency: reservation id → body hash and the shards holding parts (shardCount > 1). */
-  private readonly directory = new Map<string, DirectoryEntry>();
+  private readonly directory: ReservationDirectory;
   /** Coordinated work in progress per reservation id (see `serially`). */
   private readonly inProgress = new Map<string, Promise<void>>();
   protected stopped = false;
@@ -125,6 +120,7 @@ export class Router {
   ) {
     this.lanes = lanes;
     this.layout = layout;
+    this.directory = new ReservationDirectory(layout.shardCount);
     this.limits = limits;
     this.clock = clock;
   }
@@ -206,17 +202,11 @@ export class Router {
     }
     const { bodyHash, known } = checked;
     const shard = this.shardOfSku(request.lines[0]!.sku);
-    if (known === undefined) this.remember(id, bodyHash, [shard]);
-    const entry = this.directory.get(id);
+    const serial = known ? this.directory.serialOf(id) : this.remember(id, bodyHash, [shard]);
     const recorder: Sink = {
       deliver: (i, reply) => {
         // A definite refusal created nothing: free the id unless something else claimed it since.
-        if (
-          !reply.ok &&
-          reply.code !== 'UNAVAILABLE' &&
-          known === undefined &&
-          this.directory.get(id) === entry
-        ) {
+        if (!reply.ok && reply.code !== 'UNAVAILABLE' && !known && this.directory.serialOf(id) === serial) {
           this.directory.delete(id);
         }
         sink.deliver(i, reply);
@@ -259,9 +249,11 @@ export class Router {
       case 'get': {
         if (this.shardCount === 1) return 0;
         if (request.type === 'commit' && request.lines !== undefined) return -1;
-        const entry =
-          typeof request.reservationId === 'string' ? this.directory.get(request.reservationId) : undefined;
-        return entry !== undefined && entry.shards.length === 1 ? entry.shards[0]! : -1;
+        const slot =
+          typeof request.reservationId === 'string' ? this.directory.find(request.reservationId) : -1;
+        if (slot === -1) return -1;
+        const shards = this.directory.shardsAt(slot);
+        return shards.length === 1 ? shards[0]! : -1;
       }
       default:
         return -1;
@@ -374,15 +366,15 @@ export class Router {
    */
   private precheck(
     request: Reserve,
-  ): { rejection: Promise<Rejection> } | { bodyHash: number; known: DirectoryEntry | undefined } {
+  ): { rejection: Promise<Rejection> } | { bodyHash: number; known: boolean } {
     const invalid = validateReserveShape(request, this.limits);
     if (invalid !== null) return { rejection: Promise.resolve(invalid) };
     const bodyHash = reserveBodyHash(request);
-    const known = this.directory.get(request.reservationId);
-    if (known !== undefined && known.bodyHash !== bodyHash) {
-      return { rejection: this.keyReused(request, known.shards[0] ?? 0) };
+    const slot = this.directory.find(request.reservationId);
+    if (slot !== -1 && this.directory.bodyHashAt(slot) !== bodyHash) {
+      return { rejection: this.keyReused(request, this.directory.shardsAt(slot)[0] ?? 0) };
     }
-    return { bodyHash, known };
+    return { bodyHash, known: slot !== -1 };
   }
 
   /**
@@ -424,15 +416,15 @@ export class Router {
     }
   }
 
-  protected remember(id: string, bodyHash: number, shards: readonly number[]): void {
+  /** Enters the reservation in the directory; returns its entry's serial. */
+  protected remember(id: string, bodyHash: number, shards: readonly number[]): number {
     const now = this.clock.now();
-    this.directory.set(id, { bodyHash, shards, addedAt: now });
+    const serial = this.directory.set(id, bodyHash, shards, now);
     // A shard remembers a reservation at most its longest TTL plus the retention window.
-    const horizon = now - (this.limits.ttlSecondsMax + this.limits.reservationRetentionSeconds) * 1000;
-    for (const [oldest, entry] of this.directory) {
-      if (entry.addedAt > horizon) break;
-      this.directory.delete(oldest);
-    }
+    this.directory.evictAddedBefore(
+      now - (this.limits.ttlSecondsMax + this.limits.reservationRetentionSeconds) * 1000,
+    );
+    return serial;
   }
 
   private byReservation(request: Exclude<Request, Reserve> & { reservationId: string }): Promise<Reply> {
@@ -443,9 +435,8 @@ export class Router {
   private async byReservationOnShards(
     request: Exclude<Request, Reserve> & { reservationId: string },
   ): Promise<Reply> {
-    const entry =
-      typeof request.reservationId === 'string' ? this.directory.get(request.reservationId) : undefined;
-    const shards = entry?.shards ?? this.lanes.map((lane) => lane.shard);
+    const slot = typeof request.reservationId === 'string' ? this.directory.find(request.reservationId) : -1;
+    const shards = slot === -1 ? this.lanes.map((lane) => lane.shard) : this.directory.shardsAt(slot);
     if (request.type === 'commit' && request.lines !== undefined && Array.isArray(request.lines)) {
       return this.partialCommit(request, shards);
     }
@@ -556,7 +547,7 @@ export class Router {
         else entry.shards.push(shard);
       }
     });
-    for (const [id, entry] of found) this.directory.set(id, { ...entry, addedAt: now });
+    for (const [id, entry] of found) this.directory.set(id, entry.bodyHash, entry.shards, now);
   }
 }
 
