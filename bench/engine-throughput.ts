@@ -21,7 +21,8 @@
  * for the longest TTL plus the retention window); with one shard there is no directory.
  *
  * Parameters (environment): BENCH_SECONDS, BENCH_SKUS, BENCH_WAVE, BENCH_LATENCY_WAVE,
- * BENCH_INFLIGHT, BENCH_SHARDS, BENCH_RATES, BENCH_YOUNG_MB, BENCH_REMEMBERED; STOCKD_GC=v8 runs the engine on V8's own
+ * BENCH_INFLIGHT, BENCH_SHARDS, BENCH_RATES, BENCH_YOUNG_MB, BENCH_REMEMBERED, BENCH_SATURATION (0: skip
+ * the saturation phase and the open loop at half of it, run only BENCH_RATES); STOCKD_GC=v8 runs the engine on V8's own
  * garbage-collector settings instead of the latency profile (src/engine/gc-profile.ts).
  */
 import * as hdr from 'hdr-histogram-js';
@@ -48,6 +49,11 @@ export interface ThroughputOptions {
   readonly youngGenerationMb?: number;
   /** Ids of earlier reservations in the router's directory before the run (shards > 1). */
   readonly remembered?: number;
+  /**
+   * false: skip the saturation phase and the open loop at `loadFraction` of it; only the
+   * fixed `rates` run (after the same warm-up). Default true.
+   */
+  readonly saturation?: boolean;
 }
 
 export interface RoundTrip {
@@ -61,12 +67,13 @@ export interface RoundTrip {
 export interface ThroughputResult {
   readonly scenario: string;
   readonly shards: number;
-  readonly commandsPerSecond: number;
-  readonly commands: number;
-  readonly rejected: number;
-  readonly latencyRate: number;
+  /** The saturation phase's figures; null when it was skipped (ThroughputOptions.saturation). */
+  readonly commandsPerSecond: number | null;
+  readonly commands: number | null;
+  readonly rejected: number | null;
+  readonly latencyRate: number | null;
   readonly latencyWaveSize: number;
-  readonly roundTripMs: RoundTrip;
+  readonly roundTripMs: RoundTrip | null;
   /** Open-loop round trips at the fixed rates asked for (ThroughputOptions.rates). */
   readonly atRates: ReadonlyArray<{ readonly rate: number; readonly roundTripMs: RoundTrip }>;
   readonly walRows: number;
@@ -151,9 +158,11 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
     const workload = new Workload(options);
     // Warm-up: let V8 optimise the hot paths before measuring.
     await closedLoop(engine, workload, options, Math.min(1, options.seconds / 4));
-    const saturation = await closedLoop(engine, workload, options, options.seconds);
-    const latencyRate = saturation.rate * options.loadFraction;
-    const histogram = await openLoop(engine, workload, options, latencyRate, options.seconds);
+    const saturation =
+      options.saturation === false ? null : await closedLoop(engine, workload, options, options.seconds);
+    const latencyRate = saturation === null ? null : saturation.rate * options.loadFraction;
+    const histogram =
+      latencyRate === null ? null : await openLoop(engine, workload, options, latencyRate, options.seconds);
     const atRates = [];
     for (const rate of options.rates ?? []) {
       const fixed = await openLoop(engine, workload, options, rate, options.seconds);
@@ -164,17 +173,17 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
     const result: ThroughputResult = {
       scenario: options.hotSku ? 'hot-sku' : 'uniform',
       shards: options.shards,
-      commandsPerSecond: Math.round(saturation.rate),
-      commands: saturation.commands,
-      rejected: saturation.rejected,
-      latencyRate: Math.round(latencyRate),
+      commandsPerSecond: saturation === null ? null : Math.round(saturation.rate),
+      commands: saturation?.commands ?? null,
+      rejected: saturation?.rejected ?? null,
+      latencyRate: latencyRate === null ? null : Math.round(latencyRate),
       latencyWaveSize: options.latencyWaveSize,
-      roundTripMs: roundTripOf(histogram),
+      roundTripMs: histogram === null ? null : roundTripOf(histogram),
       atRates,
       walRows: totals.rows,
       eventsPerRow: Math.round(totals.events / Math.max(1, totals.rows)),
     };
-    histogram.destroy();
+    histogram?.destroy();
     return result;
   } finally {
     await engine.stop();
@@ -259,11 +268,13 @@ export function formatThroughput(result: ThroughputResult): string {
   const fixed = result.atRates.map(
     ({ rate, roundTripMs }) => `\n    at ${rate.toLocaleString('en-US')}/s: ${formatRoundTrip(roundTripMs)}`,
   );
+  const head = `${result.scenario.padEnd(8)} shards=${result.shards}`;
+  if (result.commandsPerSecond === null || result.latencyRate === null || l === null)
+    return `${head}  saturation not measured (BENCH_SATURATION=0), ${result.latencyWaveSize}-command waves, ${result.eventsPerRow} events/WAL row${fixed.join('')}`;
   return (
-    `${result.scenario.padEnd(8)} shards=${result.shards}  ${result.commandsPerSecond.toLocaleString('en-US')} commands/s` +
+    `${head}  ${result.commandsPerSecond.toLocaleString('en-US')} commands/s` +
     `  (rejected ${result.rejected}, ${result.eventsPerRow} events/WAL row)` +
-    `  round trip of ${result.latencyWaveSize}-command waves at ${result.latencyRate.toLocaleString('en-US')}/s: p50 ${l.p50.toFixed(2)} ms` +
-    ` p90 ${l.p90.toFixed(2)} p99 ${l.p99.toFixed(2)} p999 ${l.p999.toFixed(2)} max ${l.max.toFixed(2)} ms` +
+    `  round trip of ${result.latencyWaveSize}-command waves at ${result.latencyRate.toLocaleString('en-US')}/s: ${formatRoundTrip(l)}` +
     fixed.join('')
   );
 }
@@ -280,7 +291,10 @@ export async function main(): Promise<void> {
     rates: (process.env.BENCH_RATES ?? '').split(',').filter(Boolean).map(Number),
     youngGenerationMb: process.env.BENCH_YOUNG_MB === undefined ? undefined : envNumber('BENCH_YOUNG_MB', 4),
     remembered: envNumber('BENCH_REMEMBERED', 0),
+    saturation: envNumber('BENCH_SATURATION', 1) !== 0,
   };
+  if (!base.saturation && base.rates.length === 0)
+    throw new Error('BENCH_SATURATION=0 measures only the fixed rates: set BENCH_RATES too');
   const shardCounts = [1, envNumber('BENCH_SHARDS', 2)];
   console.log(
     `engine throughput (in-memory WAL, real worker threads, gc ${benchGcProfile()}` +

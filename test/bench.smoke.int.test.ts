@@ -29,8 +29,28 @@ describe('benchmark smoke', () => {
     expect(result.atRates[0]!.roundTripMs.max).toBeGreaterThan(0);
     expect(result.commandsPerSecond).toBeGreaterThan(0);
     expect(result.rejected).toBe(0);
-    expect(result.roundTripMs.p99).toBeGreaterThanOrEqual(result.roundTripMs.p50);
+    expect(result.roundTripMs!.p99).toBeGreaterThanOrEqual(result.roundTripMs!.p50);
     expect(formatThroughput(result)).toContain('commands/s');
+  });
+
+  it('engine throughput without the saturation phase measures only the fixed rates', async () => {
+    const result = await runThroughput({
+      shards: 1,
+      hotSku: false,
+      skus: 200,
+      seconds: 0.3,
+      waveSize: 100,
+      latencyWaveSize: 20,
+      wavesInFlight: 2,
+      loadFraction: 0.5,
+      rates: [500],
+      saturation: false,
+    });
+    expect(result.commandsPerSecond).toBeNull();
+    expect(result.roundTripMs).toBeNull();
+    expect(result.atRates[0]!.roundTripMs.max).toBeGreaterThan(0);
+    expect(formatThroughput(result)).toContain('saturation not measured');
+    expect(formatThroughput(result)).toContain('at 500/s');
   });
 
   it('BENCH_REMEMBERED fills the router directory: an earlier id is taken, with two shards', async () => {

@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { AsciiColumn } from '../src/actors/columns.js';
 import { inlineIdLength } from '../src/actors/reservation-table.js';
 import { ReservationDirectory } from '../src/engine/directory.js';
 
@@ -115,6 +116,39 @@ describe('ReservationDirectory', () => {
     // r-1 was added at 3 now, so eviction up to 2 stops at it, as the Map's did.
     directory.evictAddedBefore(2);
     expect([...directory.ids()]).toEqual(['r-1', 'r-2']);
+  });
+
+  it('never gives a serial twice: an id deleted and entered again (in the freed slot) gets a new one', () => {
+    const directory = new ReservationDirectory(2);
+    const first = directory.set('r-1', 1, [0], 1);
+    const slot = directory.find('r-1');
+    expect(directory.delete('r-1')).toBe(true);
+    expect(directory.serialOf('r-1')).toBe(0);
+    const second = directory.set('r-1', 1, [0], 2);
+    expect(directory.find('r-1')).toBe(slot);
+    expect(second).not.toBe(first);
+    directory.evictAddedBefore(2);
+    const third = directory.set('r-1', 1, [0], 3);
+    expect(new Set([first, second, third]).size).toBe(3);
+  });
+
+  it('keeps its own copy of a shards array and takes a shard number outside the layout', () => {
+    const directory = new ReservationDirectory(2);
+    const shards = [0, 1];
+    directory.set('r-1', 1, shards, 1);
+    shards.push(5);
+    expect(directory.shardsAt(directory.find('r-1'))).toEqual([0, 1]);
+    directory.set('r-2', 1, [7], 1);
+    expect(directory.shardsAt(directory.find('r-2'))).toEqual([7]);
+  });
+
+  it('an id column entry without a string matches no id, not even one of 255 characters', () => {
+    // Without a string an entry's length reads 255; its bytes are whatever the slot held before.
+    const column = new AsciiColumn(inlineIdLength);
+    column.ensure(8);
+    for (let i = 0; i < 8; i++) column.set(i, 'y'.repeat(inlineIdLength));
+    expect(column.set(0, 'z'.repeat(inlineIdLength + 1))).toBe(false);
+    expect(column.equals(0, 'y'.repeat(255))).toBe(false);
   });
 
   it('given old entries, when evicted, then those added up to the horizon go, oldest first', () => {

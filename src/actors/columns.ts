@@ -148,7 +148,8 @@ export class AsciiColumn {
   /** True when the entry at `i` holds exactly `s`. */
   equals(i: number, s: string): boolean {
     const length = this.lengthChunks[i >>> CHUNK_BITS]![i & MASK]!;
-    if (length !== s.length) return false;
+    // An entry without a string has the length NO_STRING, which a 255-character `s` has too.
+    if (length !== s.length || length === NO_STRING) return false;
     const bytes = this.chunks[i >>> CHUNK_BITS]!;
     const base = (i & MASK) * this.width;
     for (let k = 0; k < length; k++) if (bytes[base + k] !== s.charCodeAt(k)) return false;
