@@ -7,23 +7,23 @@ import { MemoryWalStore } from '../src/persistence/memory-store.js';
 
 // Tiny forms of every benchmark, so they never rot. Figures are not asserted here (shared,
 // noisy machines); only that each benchmark runs end to end and reports sane numbers.
+/** The engine benchmark at a tiny size. */
+const tinyThroughput = {
+  skus: 200,
+  seconds: 0.3,
+  waveSize: 100,
+  latencyWaveSize: 20,
+  wavesInFlight: 2,
+  loadFraction: 0.5,
+  rates: [500],
+};
+
 describe('benchmark smoke', () => {
   it.each([
     { shards: 1, hotSku: false },
     { shards: 2, hotSku: true },
   ])('engine throughput runs (shards=$shards hot=$hotSku)', async ({ shards, hotSku }) => {
-    const result = await runThroughput({
-      shards,
-      hotSku,
-      skus: 200,
-      seconds: 0.3,
-      waveSize: 100,
-      latencyWaveSize: 20,
-      wavesInFlight: 2,
-      loadFraction: 0.5,
-      rates: [500],
-      youngGenerationMb: 8,
-    });
+    const result = await runThroughput({ ...tinyThroughput, shards, hotSku, youngGenerationMb: 8 });
     expect(result.commands).toBeGreaterThan(0);
     expect(result.atRates.map((r) => r.rate)).toEqual([500]);
     expect(result.atRates[0]!.roundTripMs.max).toBeGreaterThan(0);
@@ -34,18 +34,7 @@ describe('benchmark smoke', () => {
   });
 
   it('engine throughput without the saturation phase measures only the fixed rates', async () => {
-    const result = await runThroughput({
-      shards: 1,
-      hotSku: false,
-      skus: 200,
-      seconds: 0.3,
-      waveSize: 100,
-      latencyWaveSize: 20,
-      wavesInFlight: 2,
-      loadFraction: 0.5,
-      rates: [500],
-      saturation: false,
-    });
+    const result = await runThroughput({ ...tinyThroughput, shards: 1, hotSku: false, saturation: false });
     expect(result.commandsPerSecond).toBeNull();
     expect(result.roundTripMs).toBeNull();
     expect(result.atRates[0]!.roundTripMs.max).toBeGreaterThan(0);
