@@ -39,7 +39,7 @@ import { PgWalStore } from '../src/persistence/pg-store.js';
 import { PgliteWalStore } from '../src/persistence/pglite-store.js';
 import type { WalStore } from '../src/persistence/wal.js';
 import { closedLoop, openLoop, seedStock, type ThroughputOptions, Workload } from './engine-throughput.js';
-import { benchGcProfile, describeMachine, envNumber } from './machine.js';
+import { benchGcProfile, describeMachine, envNumber, formatGcPauses, threadGc } from './machine.js';
 
 const databaseUrl = process.env.STOCKD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const list = (name: string, fallback: string): string[] =>
@@ -112,13 +112,16 @@ async function throughput(kind: string, seconds: number, waves: number[], shards
       await seedStock(engine, options);
       const workload = new Workload(options);
       await closedLoop(engine, workload, options, Math.min(1, seconds / 3));
+      const saturatedGc = threadGc();
       const { rate } = await closedLoop(engine, workload, options, seconds);
+      const gc = await saturatedGc();
       const target = rate * options.loadFraction;
       const histogram = await openLoop(engine, workload, options, target, seconds);
       console.log(
         `throughput ${kind.padEnd(8)} shards=${shards} wave=${String(waveSize).padStart(5)}  ` +
           `${Math.round(rate).toLocaleString('en-US').padStart(9)} durable commands/s   ` +
-          `ack at ${Math.round(target).toLocaleString('en-US')}/s: p50 ${ms(histogram, 50)} p99 ${ms(histogram, 99)} p999 ${ms(histogram, 99.9)} ms`,
+          `ack at ${Math.round(target).toLocaleString('en-US')}/s: p50 ${ms(histogram, 50)} p99 ${ms(histogram, 99)} p999 ${ms(histogram, 99.9)} ms\n` +
+          `           saturated: ${formatGcPauses(gc)}`,
       );
       histogram.destroy();
     } finally {

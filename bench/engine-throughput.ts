@@ -26,7 +26,7 @@
  * garbage-collector settings instead of the latency profile (src/engine/gc-profile.ts).
  */
 import * as hdr from 'hdr-histogram-js';
-import type { Request } from '../src/actors/types.js';
+import type { Reply, Request } from '../src/actors/types.js';
 import { defaultLimits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
@@ -210,14 +210,33 @@ export async function closedLoop(
   let commands = 0;
   let rejected = 0;
   const started = performance.now();
-  const lane = async (): Promise<void> => {
-    while (performance.now() < deadline) {
-      const replies = await engine.executeMany(workload.wave(options.waveSize));
-      commands += replies.length;
-      for (const reply of replies) if (!reply.ok) rejected++;
-    }
-  };
-  await Promise.all(Array.from({ length: options.wavesInFlight }, lane));
+  // Each lane sends its next wave from the callback of the last (Engine.submitMany): a
+  // promise per wave would be old by the time its replies arrive and keep them alive
+  // through the next scavenges (bench/README.md, "Replies and promises").
+  await new Promise<void>((resolve) => {
+    let lanes = options.wavesInFlight;
+    let sending = false;
+    const lane = (replies: readonly Reply[] | null): void => {
+      // Replies given before submitMany returned (refused at once): go on from a
+      // microtask, not deeper into the stack.
+      if (sending) {
+        queueMicrotask(() => lane(replies));
+        return;
+      }
+      if (replies !== null) {
+        commands += replies.length;
+        for (const reply of replies) if (!reply.ok) rejected++;
+      }
+      if (performance.now() >= deadline) {
+        if (--lanes === 0) resolve();
+        return;
+      }
+      sending = true;
+      engine.submitMany(workload.wave(options.waveSize), lane);
+      sending = false;
+    };
+    for (let i = 0; i < options.wavesInFlight; i++) lane(null);
+  });
   const elapsed = (performance.now() - started) / 1000;
   return { rate: commands / elapsed, commands, rejected };
 }
@@ -248,7 +267,7 @@ export async function openLoop(
       while (sent < waves && start + sent * intervalMs <= now) {
         const scheduled = start + sent * intervalMs;
         sent++;
-        void engine.executeMany(workload.wave(options.latencyWaveSize)).then(() => {
+        engine.submitMany(workload.wave(options.latencyWaveSize), () => {
           histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduled) * 1000)));
           if (++done === waves) resolve();
         });

@@ -1,6 +1,7 @@
 /** What a benchmark ran on, printed with every result (undici/pino habit). */
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus, totalmem } from 'node:os';
+import { constants, type PerformanceEntry, PerformanceObserver, performance } from 'node:perf_hooks';
 import type { GcProfile } from '../src/engine/gc-profile.js';
 
 export interface MachineInfo {
@@ -60,4 +61,55 @@ export function benchGcProfile(): GcProfile {
  */
 export function serverNodeArgs(): string[] {
   return (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
+/** This thread's garbage-collection pauses over a stretch of a run (see threadGc). */
+export interface GcPauses {
+  readonly seconds: number;
+  readonly scavenges: number;
+  readonly scavengeMs: number;
+  readonly majors: number;
+  readonly majorMs: number;
+}
+
+/**
+ * Starts recording this thread's GC pauses (`gc` performance entries); the function it
+ * returns stops and reports them. In a benchmark this is the main thread: the router, the
+ * reply decoding and the load generator share it. Entries are delivered after their GC,
+ * so the report waits one turn of the event loop for the last ones.
+ */
+export function threadGc(): () => Promise<GcPauses> {
+  const started = performance.now();
+  let scavenges = 0;
+  let scavengeMs = 0;
+  let majors = 0;
+  let majorMs = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+        scavenges++;
+        scavengeMs += entry.duration;
+      } else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        majors++;
+        majorMs += entry.duration;
+      }
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return async () => {
+    const seconds = (performance.now() - started) / 1000;
+    await new Promise((resolve) => setImmediate(resolve));
+    observer.disconnect();
+    return { seconds, scavenges, scavengeMs, majors, majorMs };
+  };
+}
+
+export function formatGcPauses(gc: GcPauses): string {
+  const perSecond = (ms: number): string => Math.round(ms / gc.seconds).toString();
+  const average = gc.scavenges === 0 ? 0 : gc.scavengeMs / gc.scavenges;
+  return (
+    `main-thread GC ${perSecond(gc.scavengeMs + gc.majorMs)} ms/s: ${gc.scavenges} scavenges ` +
+    `(${average.toFixed(1)} ms each), ${gc.majors} full (${Math.round(gc.majorMs)} ms)`
+  );
 }

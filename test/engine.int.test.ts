@@ -460,6 +460,91 @@ describe('batching', () => {
   });
 });
 
+describe('submitMany', () => {
+  /** submitMany as a promise, with how often `done` ran by the time it settles. */
+  function submitted(
+    engine: Engine,
+    requests: readonly Request[],
+  ): Promise<{ replies: Reply[]; calls: number }> {
+    return new Promise((resolve) => {
+      let calls = 0;
+      let first: Reply[] | null = null;
+      engine.submitMany(requests, (replies) => {
+        calls++;
+        first ??= replies;
+        // Wait a little: a second call would show up here.
+        setTimeout(() => resolve({ replies: first!, calls }), 20);
+      });
+    });
+  }
+
+  it('gives every reply in request order once, across shards and the coordinated path', async () => {
+    const engine = await start({ shards: 2 });
+    const [left, right] = skusByShard(engine, 1) as [string[], string[]];
+    await ok(engine, { type: 'set', sku: left[0]!, location: 'dc-1', onHand: 5 });
+    await ok(engine, { type: 'set', sku: right[0]!, location: 'dc-1', onHand: 5 });
+    const requests: Request[] = [
+      { type: 'reserve', reservationId: 'one-shard', lines: [{ sku: left[0]!, qty: 1 }] },
+      { type: 'stock', sku: right[0]! },
+      {
+        type: 'reserve',
+        reservationId: 'two-shards',
+        lines: [
+          { sku: left[0]!, qty: 2 },
+          { sku: right[0]!, qty: 2 },
+        ],
+      },
+      { type: 'reserve', reservationId: 'too-many', lines: [{ sku: right[0]!, qty: 50 }] },
+      { type: 'release', reservationId: 'never-held' },
+      { type: 'get', reservationId: 'one-shard' },
+    ];
+    const { replies, calls } = await submitted(engine, requests);
+    expect(calls).toBe(1);
+    expect(replies).toHaveLength(requests.length);
+    const [oneShard, stock, twoShards, tooMany, unknown, got] = replies;
+    expect(oneShard).toMatchObject({
+      ok: true,
+      kind: 'reservation',
+      reservation: { reservationId: 'one-shard' },
+    });
+    expect(stock).toMatchObject({ ok: true, kind: 'stockList', sku: right[0] });
+    expect(twoShards).toMatchObject({
+      ok: true,
+      kind: 'reservation',
+      reservation: { reservationId: 'two-shards' },
+    });
+    expect((twoShards as { reservation: ReservationView }).reservation.lines).toHaveLength(2);
+    expect(tooMany).toMatchObject({ ok: false, code: 'INSUFFICIENT_STOCK' });
+    expect(unknown).toMatchObject({ ok: false, code: 'RESERVATION_NOT_FOUND' });
+    // Mailbox order: the get follows the hold it asks about on its shard.
+    expect(got).toMatchObject({ ok: true, kind: 'reservation', reservation: { status: 'held' } });
+    expect(await engine.execute({ type: 'atp', sku: left[0]! })).toMatchObject({ available: 2 });
+    // The same requests through executeMany, replayed: the same outcome per index.
+    const again = await engine.executeMany(requests.slice(0, 3));
+    expect(again.map((reply) => reply.ok && reply.kind)).toEqual(['reservation', 'stockList', 'reservation']);
+  });
+
+  it('with no requests, calls back at once with no replies', async () => {
+    const engine = await start({ shards: 1 });
+    let given: Reply[] | null = null;
+    engine.submitMany([], (replies) => {
+      given = replies;
+    });
+    expect(given).toEqual([]);
+  });
+
+  it('on a stopped engine, refuses every request UNAVAILABLE in one call', async () => {
+    const engine = await start({ shards: 2 });
+    await engine.stop();
+    const { replies, calls } = await submitted(engine, [
+      { type: 'stock', sku: 'a' },
+      { type: 'release', reservationId: 'r' },
+    ]);
+    expect(calls).toBe(1);
+    expect(replies.map((reply) => !reply.ok && reply.code)).toEqual(['UNAVAILABLE', 'UNAVAILABLE']);
+  });
+});
+
 describe('expiry', () => {
   const fastTick: Limits = { ...defaultLimits, expiryTickMs: 10 };
 

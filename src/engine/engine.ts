@@ -78,20 +78,35 @@ class PromiseSink implements Sink {
   }
 }
 
-class ArraySink implements Sink {
+/**
+ * Collects a call's replies in request order and hands them to `done` with the last.
+ *
+ * No promise: a call's round trip can outlast two young-generation collections (a
+ * saturated durable shard answers a large batch in tens of milliseconds), and an object
+ * that old has been promoted. Whatever young is then stored into it — a promise's result,
+ * an array's slot — is kept alive by it at every scavenge until the next full collection,
+ * however soon the caller drops it; so each scavenge copied the replies and the next one
+ * promoted them. For the same reason the array is made when the first reply arrives,
+ * not with the call: it is then no older than the replies it holds.
+ */
+class CallbackSink implements Sink {
+  private replies: Reply[] | null = null;
   private remaining: number;
-  resolve!: (replies: Reply[]) => void;
-  readonly promise: Promise<Reply[]>;
-  constructor(readonly replies: Reply[]) {
-    this.remaining = replies.length;
-    this.promise = new Promise<Reply[]>((resolve) => {
-      this.resolve = resolve;
-    });
-    if (this.remaining === 0) this.resolve(replies);
+  constructor(
+    private readonly count: number,
+    private readonly done: (replies: Reply[]) => void,
+  ) {
+    this.remaining = count;
+    if (count === 0) done([]);
   }
   deliver(index: number, reply: Reply): void {
+    if (this.replies === null) this.replies = new Array(this.count);
     this.replies[index] = reply;
-    if (--this.remaining === 0) this.resolve(this.replies);
+    if (--this.remaining > 0) return;
+    // Let go of them first: this sink may be old, and would keep them (see above).
+    const replies = this.replies;
+    this.replies = null;
+    this.done(replies);
   }
 }
 
@@ -172,7 +187,19 @@ export class Router {
    * bulk traffic cheap.
    */
   executeMany(requests: readonly Request[]): Promise<Reply[]> {
-    const sink = new ArraySink(new Array(requests.length));
+    return new Promise((resolve) => this.submitMany(requests, resolve));
+  }
+
+  /**
+   * executeMany without its promise: `done` gets the replies, in request order, when the
+   * last is in, exactly once; refusals are replies. It may run before submitMany returns
+   * (no requests, or a stopping engine that refuses at once). For callers that keep many large batches in flight: a promise
+   * that waited out a long round trip has been promoted to the old generation, and
+   * resolving it with the replies kept them alive through the next scavenges, which copied
+   * and then promoted every reply (bench/README.md, "Replies and promises").
+   */
+  submitMany(requests: readonly Request[], done: (replies: Reply[]) => void): void {
+    const sink = new CallbackSink(requests.length, done);
     for (let i = 0; i < requests.length; i++) {
       const request = requests[i]!;
       const shard = this.directShard(request);
@@ -180,7 +207,6 @@ export class Router {
       else if (shard === -2 && !this.stopped) this.reserveOnOneShard(request as Reserve, sink, i);
       else void this.execute(request).then((reply) => sink.deliver(i, reply));
     }
-    return sink.promise;
   }
 
   /**
