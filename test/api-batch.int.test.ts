@@ -69,7 +69,13 @@ describe('POST /v1/batch (JSON)', () => {
       shortages: [{ sku: 'batch-a', requested: 99 }],
     });
     expect(results[4]!.body).toEqual({ sku: 'batch-a', available: 3, byLocation: { WH1: 3 } });
-    expect(results[5]!.body).toMatchObject({ status: 'applied', stock: { onHand: 6 } });
+    expect(results[5]!.body).toMatchObject({
+      sku: 'batch-a',
+      location: 'WH1',
+      key: 'adj-1',
+      status: 'applied',
+      stock: { onHand: 6 },
+    });
     expect(results[7]!.body).toMatchObject({ status: 'committed', lines: [{ committed: 1, held: 0 }] });
     expect(results[8]!.body).toMatchObject({
       code: 'RESERVATION_NOT_FOUND',
@@ -84,6 +90,27 @@ describe('POST /v1/batch (JSON)', () => {
       detail: expect.stringContaining('commands/10/lines/0/qty'),
     });
     expect(results[11]!.body).toMatchObject({ code: 'INVALID_REQUEST' });
+  });
+
+  it('bad commands among good ones: each answer stays at its own command', async () => {
+    const response = await batch([
+      { op: 'teleport' },
+      { op: 'set', sku: 'batch-m', location: 'WH1', onHand: 3 },
+      { op: 'adjust', sku: 'batch-m', location: 'WH1', delta: 'lots', reason: 'x', key: 'k' },
+      { op: 'adjust', sku: 'batch-m', location: 'WH1', delta: 2, reason: 'found', key: 'adj-m' },
+      { op: 'reserve', reservationId: 'batch-m1', lines: [] },
+      { op: 'reserve', reservationId: 'batch-m1', lines: [{ sku: 'batch-m', qty: 4 }] },
+      { op: 'atp', sku: 'batch-m' },
+    ]);
+    expect(response.statusCode).toBe(200);
+    const { results } = json<{ results: Result[] }>(response);
+    expect(results.map((r) => r.status)).toEqual([400, 200, 422, 200, 400, 201, 200]);
+    expect(results[1]!.body).toMatchObject({ sku: 'batch-m', onHand: 3 });
+    expect(results[2]!.body).toMatchObject({ detail: expect.stringContaining('commands/2/') });
+    expect(results[3]!.body).toMatchObject({ key: 'adj-m', status: 'applied', stock: { onHand: 5 } });
+    expect(results[4]!.body).toMatchObject({ detail: expect.stringContaining('commands/4/') });
+    expect(results[5]!.body).toMatchObject({ reservationId: 'batch-m1', lines: [{ qty: 4 }] });
+    expect(results[6]!.body).toEqual({ sku: 'batch-m', available: 1, byLocation: { WH1: 1 } });
   });
 
   it('refuses the envelope as a whole: empty, too many commands, not a list, body too large', async () => {

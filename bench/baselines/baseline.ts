@@ -237,6 +237,13 @@ export abstract class BaselineBase implements Baseline {
     return Promise.all(requests.map((request) => this.execute(request)));
   }
 
+  /** executeMany with a callback, as the API's batch route calls it; a failure answers every request UNAVAILABLE. */
+  submitMany(requests: readonly Request[], done: (replies: Reply[]) => void): void {
+    this.executeMany(requests).then(done, (error: unknown) =>
+      done(requests.map(() => reject('UNAVAILABLE', `${this.name}: ${String(error)}`))),
+    );
+  }
+
   /** No shards and no WAL: zeros, except the commands it answered. */
   async stats(): Promise<ShardStats[]> {
     return [

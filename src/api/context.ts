@@ -23,6 +23,8 @@ export interface ApiEngine {
   readonly shards: readonly { readonly depth: number; readonly phase: string }[];
   execute(request: Request): Promise<Reply>;
   executeMany(requests: readonly Request[]): Promise<Reply[]>;
+  /** executeMany without its promise (Engine.submitMany): for large batches. */
+  submitMany(requests: readonly Request[], done: (replies: Reply[]) => void): void;
   stats(): Promise<ShardStats[]>;
   /** Durable-append notices (Engine.onDurable): the change feed's tails wake on them. */
   onDurable?(listener: (stream: number, seq: number) => void): () => void;

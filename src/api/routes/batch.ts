@@ -4,7 +4,8 @@
  *   {commands: [{op, ...}, …]} ──envelope check──▶ per command: schema check ──▶ Request
  *        │ a bad command becomes its own problem result; the others go on
  *        ▼
- *   engine.executeMany(requests)  (straight into the shard mailboxes, no promise each)
+ *   engine.submitMany(requests, answer)  (straight into the shard mailboxes: no promise each,
+ *        │                               and none for the call)
  *        ▼
  *   {results: [{status, body}, …]} in command order, each what the single route answers
  *
@@ -14,7 +15,14 @@
 import type { Reply, Request } from '../../actors/types.js';
 import type { ApiContext } from '../context.js';
 import { acceptMsgpack, encodeMsgpack, msgpackContentType, wantsMsgpack } from '../msgpack.js';
-import { type Problem, ProblemError, problemOf, problemOfError, problemOfRejection } from '../problem.js';
+import {
+  type Problem,
+  ProblemError,
+  problemOf,
+  problemOfError,
+  problemOfRejection,
+  sendProblem,
+} from '../problem.js';
 import { reservationBody, reservationCreatedBody, stockBody, unexpectedReply } from '../replies.js';
 import { type BatchCommandBodies, problemResponses } from '../schemas.js';
 import { compileCheck } from '../validation.js';
@@ -66,60 +74,102 @@ export function batchRoutes(app: ApiApp, ctx: ApiContext): void {
         response: { 200: s.BatchReply, ...problemResponses(400, 401, 403, 413, 415, 429, 503) },
       },
     },
-    async (request, reply) => {
+    (request, reply) => {
       const engine = ctx.ready();
       const commands = request.body.commands as unknown as readonly AnyCommand[];
-      ctx.metrics.batch(commands.length);
+      const count = commands.length;
+      ctx.metrics.batch(count);
       const canRead = request.principal?.scopes.has('read') === true;
-      const results: Result[] = new Array(commands.length);
+      // The commands' own problems, by index; null while there are none.
+      let problems: Map<number, Result> | null = null;
+      const refuse = (i: number, problem: Problem): void => {
+        problems ??= new Map();
+        problems.set(i, problemResult(problem));
+      };
       const requests: Request[] = [];
-      const slots: number[] = [];
-      for (let i = 0; i < commands.length; i++) {
+      // What each answer needs of its request, kept for the round trip instead of the
+      // request itself: the request holds the decoded body's lines and strings.
+      const answers: Answer[] = [];
+      for (let i = 0; i < count; i++) {
         const command = commands[i]!;
         const check = checks.get(command.op);
         if (check === undefined) {
-          results[i] = problemResult(problemOf('INVALID_REQUEST', `commands/${i}/op must be one of ${ops}`));
+          refuse(i, problemOf('INVALID_REQUEST', `commands/${i}/op must be one of ${ops}`));
           continue;
         }
         const invalid = check(command);
         if (invalid !== null) {
           const problem = problemOfError(invalid);
-          results[i] = problemResult({ ...problem, detail: `commands/${i}${problem.detail}` });
+          refuse(i, { ...problem, detail: `commands/${i}${problem.detail}` });
           continue;
         }
         if (command.op === 'atp' && !canRead) {
-          results[i] = problemResult(problemOf('FORBIDDEN', `commands/${i}: atp needs the read scope`));
+          refuse(i, problemOf('FORBIDDEN', `commands/${i}: atp needs the read scope`));
           continue;
         }
-        requests.push(toRequest(command));
-        slots.push(i);
+        const sent = toRequest(command);
+        requests.push(sent);
+        answers.push(answerOf(sent));
       }
-      const replies = requests.length === 0 ? [] : await engine.executeMany(requests);
-      for (let j = 0; j < replies.length; j++) {
-        const i = slots[j]!;
-        const result = replies[j]!;
-        if (!result.ok) {
-          results[i] = problemResult(problemOfRejection(result));
-          continue;
-        }
+      // Answered from submitMany's callback, and the results made only then: an object
+      // made now and kept for the round trip (a promise, a results array) would be old by
+      // the time the replies arrive, and keep them alive through the next scavenges
+      // (bench/README.md, "Replies and promises"). What the answer needs of a command is
+      // in `answers`. For the same reason the decoded body is let go now (no hook of this
+      // server reads it later): Fastify's request would keep every command alive until
+      // the answer, and each scavenge meanwhile copied and promoted them.
+      (request as { body: unknown }).body = undefined;
+      engine.submitMany(requests, (replies) => {
         try {
-          results[i] = outcomeOf(commands[i]!, result);
+          const results = resultsOf(count, answers, replies, problems, (error) => {
+            // A reply of the wrong kind is an engine bug. The other commands took effect,
+            // so answer them and mark this one, rather than fail the whole request.
+            request.log.error({ err: error }, 'unexpected engine reply in a batch');
+            return problemResult(problemOfError(error));
+          });
+          if (wantsMsgpack(request)) {
+            // A Buffer is sent as it is; the JSON response schema only types the JSON answer.
+            reply
+              .type(msgpackContentType)
+              .send(encodeMsgpack({ results }) as unknown as { results: Result[] });
+          } else reply.send({ results });
         } catch (error) {
-          // A reply of the wrong kind is an engine bug. The other commands took effect, so
-          // answer them and mark this one, rather than fail the whole request.
-          request.log.error({ err: error }, 'unexpected engine reply in a batch');
-          results[i] = problemResult(problemOfError(error));
+          // Nothing is left to throw to: answer here, as the error handler would.
+          request.log.error({ err: error }, 'a batch answer failed');
+          sendProblem(reply, problemOfError(error));
         }
-      }
-      if (wantsMsgpack(request)) {
-        // A Buffer is sent as it is; the JSON response schema only types the JSON answer.
-        return reply
-          .type(msgpackContentType)
-          .send(encodeMsgpack({ results }) as unknown as { results: Result[] });
-      }
-      return { results };
+      });
     },
   );
+
+  /** Every command's result in command order: its own problem, or what its reply says. */
+  function resultsOf(
+    count: number,
+    answers: readonly Answer[],
+    replies: readonly Reply[],
+    problems: ReadonlyMap<number, Result> | null,
+    unexpected: (error: unknown) => Result,
+  ): Result[] {
+    const results: Result[] = new Array(count);
+    for (let i = 0, j = 0; i < count; i++) {
+      const problem = problems?.get(i);
+      if (problem !== undefined) {
+        results[i] = problem;
+        continue;
+      }
+      const result = replies[j]!;
+      const answer = answers[j++]!;
+      if (!result.ok) results[i] = problemResult(problemOfRejection(result));
+      else {
+        try {
+          results[i] = outcomeOf(answer, result);
+        } catch (error) {
+          results[i] = unexpected(error);
+        }
+      }
+    }
+    return results;
+  }
 }
 
 function toRequest(command: AnyCommand): Request {
@@ -159,8 +209,32 @@ function toRequest(command: AnyCommand): Request {
   }
 }
 
-function outcomeOf(command: AnyCommand, result: Extract<Reply, { ok: true }>): Result {
-  switch (command.op) {
+/** A request's kind, or for an adjustment what its answer repeats. */
+type Answer =
+  | Exclude<Request['type'], 'adjust'>
+  | { readonly sku: string; readonly location: string; readonly key: string };
+
+function answerOf(request: Request): Answer {
+  return request.type === 'adjust'
+    ? { sku: request.sku, location: request.location, key: request.key }
+    : request.type;
+}
+
+function outcomeOf(answer: Answer, result: Extract<Reply, { ok: true }>): Result {
+  if (typeof answer !== 'string') {
+    if (result.kind !== 'stock') throw unexpectedReply(result, 'stock');
+    return {
+      status: 200,
+      body: {
+        sku: answer.sku,
+        location: answer.location,
+        key: answer.key,
+        status: result.duplicate === true ? 'duplicate' : 'applied',
+        stock: stockBody(result.record),
+      },
+    };
+  }
+  switch (answer) {
     case 'reserve':
       if (result.kind !== 'reservation') throw unexpectedReply(result, 'reservation');
       return { status: result.replayed ? 200 : 201, body: reservationCreatedBody(result.reservation) };
@@ -169,18 +243,6 @@ function outcomeOf(command: AnyCommand, result: Extract<Reply, { ok: true }>): R
     case 'extend':
       if (result.kind !== 'reservation') throw unexpectedReply(result, 'reservation');
       return { status: 200, body: reservationBody(result.reservation) };
-    case 'adjust':
-      if (result.kind !== 'stock') throw unexpectedReply(result, 'stock');
-      return {
-        status: 200,
-        body: {
-          sku: command.sku,
-          location: command.location,
-          key: command.key,
-          status: result.duplicate === true ? 'duplicate' : 'applied',
-          stock: stockBody(result.record),
-        },
-      };
     case 'set':
       if (result.kind !== 'stock') throw unexpectedReply(result, 'stock');
       return { status: 200, body: stockBody(result.record) };
