@@ -235,6 +235,7 @@ export async function closedLoop(
       engine.submitMany(workload.wave(options.waveSize), lane);
       sending = false;
     };
+    if (lanes <= 0) resolve();
     for (let i = 0; i < options.wavesInFlight; i++) lane(null);
   });
   const elapsed = (performance.now() - started) / 1000;

@@ -102,11 +102,19 @@ class CallbackSink implements Sink {
   deliver(index: number, reply: Reply): void {
     if (this.replies === null) this.replies = new Array(this.count);
     this.replies[index] = reply;
-    if (--this.remaining > 0) return;
+    if (--this.remaining !== 0) return;
     // Let go of them first: this sink may be old, and would keep them (see above).
     const replies = this.replies;
     this.replies = null;
-    this.done(replies);
+    try {
+      this.done(replies);
+    } catch (error) {
+      // `done` runs inside a shard's reply loop: the other replies of the batch must still
+      // go out. The error surfaces as it would have from a promise's continuation.
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
   }
 }
 
@@ -193,7 +201,8 @@ export class Router {
   /**
    * executeMany without its promise: `done` gets the replies, in request order, when the
    * last is in, exactly once; refusals are replies. It may run before submitMany returns
-   * (no requests, or a stopping engine that refuses at once). For callers that keep many large batches in flight: a promise
+   * (no requests, or a stopping engine that refuses at once), and should not throw: it runs
+   * inside a shard's reply loop (an error it throws is rethrown from a microtask). For callers that keep many large batches in flight: a promise
    * that waited out a long round trip has been promoted to the old generation, and
    * resolving it with the replies kept them alive through the next scavenges, which copied
    * and then promoted every reply (bench/README.md, "Replies and promises").

@@ -15,14 +15,7 @@
 import type { Reply, Request } from '../../actors/types.js';
 import type { ApiContext } from '../context.js';
 import { acceptMsgpack, encodeMsgpack, msgpackContentType, wantsMsgpack } from '../msgpack.js';
-import {
-  type Problem,
-  ProblemError,
-  problemOf,
-  problemOfError,
-  problemOfRejection,
-  sendProblem,
-} from '../problem.js';
+import { type Problem, ProblemError, problemOf, problemOfError, problemOfRejection } from '../problem.js';
 import { reservationBody, reservationCreatedBody, stockBody, unexpectedReply } from '../replies.js';
 import { type BatchCommandBodies, problemResponses } from '../schemas.js';
 import { compileCheck } from '../validation.js';
@@ -136,7 +129,7 @@ export function batchRoutes(app: ApiApp, ctx: ApiContext): void {
         } catch (error) {
           // Nothing is left to throw to: answer here, as the error handler would.
           request.log.error({ err: error }, 'a batch answer failed');
-          sendProblem(reply, problemOfError(error));
+          ctx.problem(reply, problemOfError(error));
         }
       });
     },
