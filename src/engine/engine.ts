@@ -202,10 +202,12 @@ export class Router {
    * executeMany without its promise: `done` gets the replies, in request order, when the
    * last is in, exactly once; refusals are replies. It may run before submitMany returns
    * (no requests, or a stopping engine that refuses at once), and should not throw: it runs
-   * inside a shard's reply loop (an error it throws is rethrown from a microtask). For callers that keep many large batches in flight: a promise
-   * that waited out a long round trip has been promoted to the old generation, and
-   * resolving it with the replies kept them alive through the next scavenges, which copied
-   * and then promoted every reply (bench/README.md, "Replies and promises").
+   * inside a shard's reply loop (an error it throws is rethrown from a microtask).
+   *
+   * For callers that keep many large batches in flight: a promise that waited out a long
+   * round trip has been promoted to the old generation, and resolving it with the replies
+   * kept them alive through the next scavenges, which copied and then promoted every reply
+   * (bench/README.md, "Replies and promises").
    */
   submitMany(requests: readonly Request[], done: (replies: Reply[]) => void): void {
     const sink = new CallbackSink(requests.length, done);

@@ -12,6 +12,7 @@
  * Commands are independent: there is no transaction across them, and their order only
  * matters per shard (the engine keeps each shard's mailbox order).
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { Reply, Request } from '../../actors/types.js';
 import type { ApiContext } from '../context.js';
 import { acceptMsgpack, encodeMsgpack, msgpackContentType, wantsMsgpack } from '../msgpack.js';
@@ -114,12 +115,7 @@ export function batchRoutes(app: ApiApp, ctx: ApiContext): void {
       (request as { body: unknown }).body = undefined;
       engine.submitMany(requests, (replies) => {
         try {
-          const results = resultsOf(count, answers, replies, problems, (error) => {
-            // A reply of the wrong kind is an engine bug. The other commands took effect,
-            // so answer them and mark this one, rather than fail the whole request.
-            request.log.error({ err: error }, 'unexpected engine reply in a batch');
-            return problemResult(problemOfError(error));
-          });
+          const results = resultsOf(count, answers, replies, problems, request.log);
           if (wantsMsgpack(request)) {
             // A Buffer is sent as it is; the JSON response schema only types the JSON answer.
             reply
@@ -141,7 +137,7 @@ export function batchRoutes(app: ApiApp, ctx: ApiContext): void {
     answers: readonly Answer[],
     replies: readonly Reply[],
     problems: ReadonlyMap<number, Result> | null,
-    unexpected: (error: unknown) => Result,
+    log: FastifyBaseLogger,
   ): Result[] {
     const results: Result[] = new Array(count);
     for (let i = 0, j = 0; i < count; i++) {
@@ -157,7 +153,10 @@ export function batchRoutes(app: ApiApp, ctx: ApiContext): void {
         try {
           results[i] = outcomeOf(answer, result);
         } catch (error) {
-          results[i] = unexpected(error);
+          // A reply of the wrong kind is an engine bug. The other commands took effect,
+          // so answer them and mark this one, rather than fail the whole request.
+          log.error({ err: error }, 'unexpected engine reply in a batch');
+          results[i] = problemResult(problemOfError(error));
         }
       }
     }
