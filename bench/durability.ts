@@ -4,7 +4,10 @@
  *   throughput  durable engine commands/s by batch size (wave size), PostgreSQL and PGlite:
  *               a closed loop of reserve/commit/release waves, every reply after its COMMIT;
  *               then the round trip at half that rate, open loop (HDR, from the scheduled
- *               send, so coordinated omission is corrected)
+ *               send, so coordinated omission is corrected), after a warm-up at that rate.
+ *               The open loop's waves are also split by whether a background snapshot was
+ *               running at their send or reply (they run every snapshotEveryEvents events,
+ *               every few seconds at these rates; BENCH_SNAPSHOT_EVENTS overrides it)
  *   recovery    replay speed and time to ready: RECORDS stock records, then WAL_EVENTS
  *               events; restart from the WAL alone, then from a snapshot + the tail
  *   stall       what a snapshot costs the shard at RECORDS records: the in-worker image
@@ -20,7 +23,8 @@
  * Parameters (environment): BENCH_ONLY (throughput,recovery,stall,image), BENCH_STORES
  * (postgres,pglite), BENCH_SECONDS (3), BENCH_WAVES (100,1000,4000), BENCH_RECORDS
  * (1000000), BENCH_WAL_EVENTS (5000000), BENCH_SHARDS (1), BENCH_YOUNG_MB (recovery: the shard
- * workers' young generation, default limits.workerYoungGenerationMb), STOCKD_BENCH_DATABASE_URL.
+ * workers' young generation, default limits.workerYoungGenerationMb), BENCH_SNAPSHOT_EVENTS
+ * (throughput: limits.snapshotEveryEvents, default the engine's), STOCKD_BENCH_DATABASE_URL.
  *
  *   npm run build && node --expose-gc dist/bench/durability.js
  */
@@ -34,14 +38,23 @@ import { imageOf, mergeImage, type StateImage } from '../src/actors/snapshot.js'
 import { ShardState } from '../src/actors/state.js';
 import { defaultLimits, type Limits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
+import type { SnapshotInProgress } from '../src/engine/snapshotter.js';
 import { checksumOf, decode, encode } from '../src/persistence/codec.js';
 import { PgWalStore } from '../src/persistence/pg-store.js';
 import { PgliteWalStore } from '../src/persistence/pglite-store.js';
 import type { WalStore } from '../src/persistence/wal.js';
-import { closedLoop, openLoop, seedStock, type ThroughputOptions, Workload } from './engine-throughput.js';
+import {
+  closedLoop,
+  openLoop,
+  type RoundTrip,
+  roundTripOf,
+  seedStock,
+  type ThroughputOptions,
+  Workload,
+} from './engine-throughput.js';
 import { benchGcProfile, describeMachine, envNumber, formatGcPauses, threadGc } from './machine.js';
 
-const databaseUrl = process.env.STOCKD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const defaultDatabaseUrl = process.env.STOCKD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const list = (name: string, fallback: string): string[] =>
   (process.env[name] ?? fallback).split(',').filter(Boolean);
 
@@ -52,7 +65,7 @@ interface OpenedStore {
 }
 
 /** A fresh, empty store of the kind: its own PostgreSQL schema, or a temporary PGlite directory. */
-async function freshStore(kind: string): Promise<OpenedStore> {
+async function freshStore(kind: string, databaseUrl: string): Promise<OpenedStore> {
   if (kind === 'postgres') {
     const schema = `stockd_bench_${process.pid}_${Date.now() % 1_000_000}`;
     const spec = { connectionString: databaseUrl, schema };
@@ -93,42 +106,117 @@ function ms(histogram: hdr.Histogram, percentile: number): string {
   return (histogram.getValueAtPercentile(percentile) / 1000).toFixed(2);
 }
 
-async function throughput(kind: string, seconds: number, waves: number[], shards: number): Promise<void> {
-  for (const waveSize of waves) {
-    const opened = await freshStore(kind);
-    const engine = await Engine.start({ store: opened.store, shards, gc: benchGcProfile() });
-    try {
-      // The engine benchmark's workload and loops, on a durable store.
-      const options: ThroughputOptions = {
-        shards,
-        skus: 10_000,
-        hotSku: false,
-        seconds,
-        waveSize,
-        latencyWaveSize: waveSize,
-        wavesInFlight: 4,
-        loadFraction: 0.5,
-      };
-      await seedStock(engine, options);
-      const workload = new Workload(options);
-      await closedLoop(engine, workload, options, Math.min(1, seconds / 3));
-      const saturatedGc = threadGc();
-      const { rate } = await closedLoop(engine, workload, options, seconds);
-      const gc = await saturatedGc();
-      const target = rate * options.loadFraction;
-      const histogram = await openLoop(engine, workload, options, target, seconds);
-      console.log(
-        `throughput ${kind.padEnd(8)} shards=${shards} wave=${String(waveSize).padStart(5)}  ` +
-          `${Math.round(rate).toLocaleString('en-US').padStart(9)} durable commands/s   ` +
-          `ack at ${Math.round(target).toLocaleString('en-US')}/s: p50 ${ms(histogram, 50)} p99 ${ms(histogram, 99)} p999 ${ms(histogram, 99.9)} ms\n` +
-          `           saturated: ${formatGcPauses(gc)}`,
-      );
-      histogram.destroy();
-    } finally {
-      await engine.stop();
-      await opened.dispose();
-    }
+export interface DurableThroughputOptions {
+  readonly seconds: number;
+  readonly waveSize: number;
+  readonly shards: number;
+  readonly skus?: number;
+  /** limits.snapshotEveryEvents (BENCH_SNAPSHOT_EVENTS); default the engine's own. */
+  readonly snapshotEveryEvents?: number;
+  /** limits.snapshotCheckMs; default the engine's own (the smoke test checks more often). */
+  readonly snapshotCheckMs?: number;
+}
+
+export interface DurableThroughputResult {
+  readonly kind: string;
+  readonly options: DurableThroughputOptions;
+  /** Saturation: durable commands/s of the closed loop. */
+  readonly rate: number;
+  /** The open loop's rate: half of saturation. */
+  readonly target: number;
+  readonly saturatedGc: string;
+  readonly ack: RoundTrip & { readonly waves: number };
+  /** The waves a background snapshot overlapped (running at their send or at their reply), and the rest. */
+  readonly duringSnapshot: (RoundTrip & { readonly waves: number }) | null;
+  readonly withoutSnapshot: (RoundTrip & { readonly waves: number }) | null;
+  /** Background snapshots running at some point of the measured open loop (seen at a wave's send or reply). */
+  readonly snapshotsOverlapped: number;
+}
+
+const summary = (histogram: hdr.Histogram): (RoundTrip & { waves: number }) | null =>
+  histogram.totalCount === 0 ? null : { ...roundTripOf(histogram), waves: histogram.totalCount };
+
+/**
+ * Durable commands/s of a closed loop of `waveSize`-command waves (after a warm-up), then
+ * the acknowledgement round trip at half that rate, open loop; the open loop's waves are
+ * also split by whether a background snapshot was running.
+ */
+export async function durableThroughput(
+  kind: string,
+  options: DurableThroughputOptions,
+  databaseUrl = defaultDatabaseUrl,
+): Promise<DurableThroughputResult> {
+  const { seconds, waveSize, shards } = options;
+  const opened = await freshStore(kind, databaseUrl);
+  const limits: Limits = {
+    ...defaultLimits,
+    snapshotEveryEvents: options.snapshotEveryEvents ?? defaultLimits.snapshotEveryEvents,
+    snapshotCheckMs: options.snapshotCheckMs ?? defaultLimits.snapshotCheckMs,
+  };
+  const engine = await Engine.start({ store: opened.store, shards, limits, gc: benchGcProfile() });
+  try {
+    // The engine benchmark's workload and loops, on a durable store.
+    const workload: ThroughputOptions = {
+      shards,
+      skus: options.skus ?? 10_000,
+      hotSku: false,
+      seconds,
+      waveSize,
+      latencyWaveSize: waveSize,
+      wavesInFlight: 4,
+      loadFraction: 0.5,
+    };
+    await seedStock(engine, workload);
+    const waves = new Workload(workload);
+    await closedLoop(engine, waves, workload, Math.min(1, seconds / 3));
+    const saturatedGc = threadGc();
+    const { rate } = await closedLoop(engine, waves, workload, seconds);
+    const gc = formatGcPauses(await saturatedGc());
+    const target = rate * workload.loadFraction;
+    // Each distinct job seen running at a wave's send or reply: the snapshots the
+    // measured run overlapped (the warm-up before it does not look).
+    const overlapped = new Set<SnapshotInProgress>();
+    const snapshotRunning = (): boolean => {
+      const running = engine.snapshots.running;
+      if (running !== null) overlapped.add(running);
+      return running !== null;
+    };
+    const acks = await openLoop(engine, waves, workload, target, seconds, { mark: snapshotRunning });
+    const result: DurableThroughputResult = {
+      kind,
+      options,
+      rate,
+      target,
+      saturatedGc: gc,
+      ack: summary(acks.all)!,
+      duringSnapshot: summary(acks.marked),
+      withoutSnapshot: summary(acks.unmarked),
+      snapshotsOverlapped: overlapped.size,
+    };
+    acks.destroy();
+    return result;
+  } finally {
+    await engine.stop();
+    await opened.dispose();
   }
+}
+
+const percentiles = (r: RoundTrip & { waves: number }): string =>
+  `p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} p999 ${r.p999.toFixed(2)} ms (${r.waves.toLocaleString('en-US')} waves)`;
+
+export function formatDurableThroughput(r: DurableThroughputResult): string {
+  const n = (value: number): string => Math.round(value).toLocaleString('en-US');
+  const split =
+    r.duringSnapshot === null
+      ? 'no background snapshot ran meanwhile'
+      : `while a background snapshot ran (${r.snapshotsOverlapped} of them): ${percentiles(r.duringSnapshot)}; ` +
+        (r.withoutSnapshot === null ? 'no wave without one' : `without: ${percentiles(r.withoutSnapshot)}`);
+  return (
+    `throughput ${r.kind.padEnd(8)} shards=${r.options.shards} wave=${String(r.options.waveSize).padStart(5)}  ` +
+    `${n(r.rate).padStart(9)} durable commands/s   ack at ${n(r.target)}/s: ${percentiles(r.ack)}\n` +
+    `           ${split}\n` +
+    `           saturated: ${r.saturatedGc}`
+  );
 }
 
 /** BENCH_YOUNG_MB overrides the shard workers' young generation (limits.workerYoungGenerationMb). */
@@ -137,8 +225,29 @@ function withYoungGeneration(limits: Limits): Limits {
   return mb === undefined ? limits : { ...limits, workerYoungGenerationMb: Number(mb) };
 }
 
-async function recovery(kind: string, records: number, walEvents: number, shards: number): Promise<void> {
-  const opened = await freshStore(kind);
+export interface RecoveryResult {
+  readonly kind: string;
+  readonly shards: number;
+  readonly records: number;
+  /** WAL events replayed by the restart from the WAL alone. */
+  readonly replayed: number;
+  readonly loadSeconds: number;
+  readonly fromWalSeconds: number;
+  readonly fromSnapshotSeconds: number;
+}
+
+/**
+ * Writes `records` stock records and then commands up to `walEvents` events, and restarts
+ * twice: from the WAL alone, then from a snapshot. Both must give the state written.
+ */
+export async function recovery(
+  kind: string,
+  records: number,
+  walEvents: number,
+  shards: number,
+  databaseUrl = defaultDatabaseUrl,
+): Promise<RecoveryResult> {
+  const opened = await freshStore(kind, databaseUrl);
   try {
     // No periodic snapshots while loading: the first restart must replay the WAL alone.
     const noSnapshots = {
@@ -182,18 +291,35 @@ async function recovery(kind: string, records: number, walEvents: number, shards
     const fromSnapshot = (performance.now() - started) / 1000;
     if ((await engine.digest()) !== digest) throw new Error('state recovered from the snapshot differs');
     await engine.stop();
-    console.log(
-      `recovery   ${kind.padEnd(8)} shards=${shards} ${records.toLocaleString('en-US')} records, ${replayed.toLocaleString('en-US')} WAL events ` +
-        `(written in ${loadSeconds.toFixed(1)} s): ready from the WAL alone in ${fromWal.toFixed(2)} s ` +
-        `(${Math.round(replayed / fromWal).toLocaleString('en-US')} events/s), from a snapshot in ${fromSnapshot.toFixed(2)} s`,
-    );
+    return {
+      kind,
+      shards,
+      records,
+      replayed,
+      loadSeconds,
+      fromWalSeconds: fromWal,
+      fromSnapshotSeconds: fromSnapshot,
+    };
   } finally {
     await opened.dispose();
   }
 }
 
-async function stall(kind: string, records: number): Promise<void> {
-  const opened = await freshStore(kind);
+export function formatRecovery(r: RecoveryResult): string {
+  return (
+    `recovery   ${r.kind.padEnd(8)} shards=${r.shards} ${r.records.toLocaleString('en-US')} records, ${r.replayed.toLocaleString('en-US')} WAL events ` +
+    `(written in ${r.loadSeconds.toFixed(1)} s): ready from the WAL alone in ${r.fromWalSeconds.toFixed(2)} s ` +
+    `(${Math.round(r.replayed / r.fromWalSeconds).toLocaleString('en-US')} events/s), from a snapshot in ${r.fromSnapshotSeconds.toFixed(2)} s`
+  );
+}
+
+/** What a snapshot costs a shard at `records` records (see the header): one formatted line. */
+export async function stall(
+  kind: string,
+  records: number,
+  databaseUrl = defaultDatabaseUrl,
+): Promise<string> {
+  const opened = await freshStore(kind, databaseUrl);
   const engine = await Engine.start({ store: opened.store, shards: 1, gc: benchGcProfile() });
   try {
     await seedStock(engine, { hotSku: false, skus: records });
@@ -237,13 +363,13 @@ async function stall(kind: string, records: number): Promise<void> {
     const inWorker = engine.snapshotNow();
     const whileImaging = await probe(inWorker);
     const [image] = await inWorker;
-    console.log(
+    return (
       `stall      ${kind.padEnd(8)} ${records.toLocaleString('en-US')} records: in-worker image stalls the mailbox ${image!.stallMs.toFixed(1)} ms ` +
-        `(probe max ${ms(whileImaging, 100)} ms); background snapshot (${(built!.bytes / 1e6).toFixed(1)} MB) from the WAL took ${(built!.millis / 1000).toFixed(2)} s ` +
-        `(${(backgroundMs / 1000).toFixed(2)} s with its thread's start), ` +
-        `shard round trips meanwhile p50 ${ms(whileBackground, 50)} p99 ${ms(whileBackground, 99)} max ${ms(whileBackground, 100)} ms ` +
-        `(${whileBackground.totalCount} probes); with no snapshot, as long: p50 ${ms(baseline, 50)} p99 ${ms(baseline, 99)} max ${ms(baseline, 100)} ms ` +
-        `(${baseline.totalCount} probes)`,
+      `(probe max ${ms(whileImaging, 100)} ms); background snapshot (${(built!.bytes / 1e6).toFixed(1)} MB) from the WAL took ${(built!.millis / 1000).toFixed(2)} s ` +
+      `(${(backgroundMs / 1000).toFixed(2)} s with its thread's start), ` +
+      `shard round trips meanwhile p50 ${ms(whileBackground, 50)} p99 ${ms(whileBackground, 99)} max ${ms(whileBackground, 100)} ms ` +
+      `(${whileBackground.totalCount} probes); with no snapshot, as long: p50 ${ms(baseline, 50)} p99 ${ms(baseline, 99)} max ${ms(baseline, 100)} ms ` +
+      `(${baseline.totalCount} probes)`
     );
   } finally {
     await engine.stop();
@@ -314,21 +440,25 @@ export async function main(): Promise<void> {
   const shards = envNumber('BENCH_SHARDS', 1);
   console.log(`durability (gc ${benchGcProfile()}) — ${describeMachine()}`);
   for (const kind of stores) {
-    if (only.includes('throughput'))
-      await throughput(
-        kind,
-        envNumber('BENCH_SECONDS', 3),
-        list('BENCH_WAVES', '100,1000,4000').map(Number),
-        shards,
+    if (only.includes('throughput')) {
+      for (const waveSize of list('BENCH_WAVES', '100,1000,4000').map(Number)) {
+        const snapshotEveryEvents = process.env.BENCH_SNAPSHOT_EVENTS;
+        const result = await durableThroughput(kind, {
+          seconds: envNumber('BENCH_SECONDS', 3),
+          waveSize,
+          shards,
+          ...(snapshotEveryEvents === undefined ? {} : { snapshotEveryEvents: Number(snapshotEveryEvents) }),
+        });
+        console.log(formatDurableThroughput(result));
+      }
+    }
+    if (only.includes('recovery')) {
+      const records = envNumber('BENCH_RECORDS', 1_000_000);
+      console.log(
+        formatRecovery(await recovery(kind, records, envNumber('BENCH_WAL_EVENTS', 5_000_000), shards)),
       );
-    if (only.includes('recovery'))
-      await recovery(
-        kind,
-        envNumber('BENCH_RECORDS', 1_000_000),
-        envNumber('BENCH_WAL_EVENTS', 5_000_000),
-        shards,
-      );
-    if (only.includes('stall')) await stall(kind, envNumber('BENCH_RECORDS', 1_000_000));
+    }
+    if (only.includes('stall')) console.log(await stall(kind, envNumber('BENCH_RECORDS', 1_000_000)));
   }
   if (only.includes('image'))
     console.log(imageCost(envNumber('BENCH_RECORDS', 1_000_000), envNumber('BENCH_WAL_EVENTS', 5_000_000)));

@@ -6,7 +6,9 @@
  *   1. saturation — closed loop, `wavesInFlight` waves outstanding: the maximum rate;
  *   2. latency — open loop at `loadFraction` of that rate: waves leave on a fixed
  *      schedule whatever the replies do, and each wave's round trip is measured from
- *      its *scheduled* start, which corrects for coordinated omission.
+ *      its *scheduled* start, which corrects for coordinated omission. A warm-up at the
+ *      same rate (a third of BENCH_SECONDS, at most 1 s) runs first and is not counted:
+ *      the engine settles from the saturated phase before it.
  * Round trips go into an HDR histogram (hdr-histogram-js).
  *
  * The latency phase sends smaller waves (BENCH_LATENCY_WAVE, default 100 commands: a burst of
@@ -161,12 +163,12 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
     const saturation =
       options.saturation === false ? null : await closedLoop(engine, workload, options, options.seconds);
     const latencyRate = saturation === null ? null : saturation.rate * options.loadFraction;
-    const histogram =
+    const atHalf =
       latencyRate === null ? null : await openLoop(engine, workload, options, latencyRate, options.seconds);
     const atRates = [];
     for (const rate of options.rates ?? []) {
       const fixed = await openLoop(engine, workload, options, rate, options.seconds);
-      atRates.push({ rate, roundTripMs: roundTripOf(fixed) });
+      atRates.push({ rate, roundTripMs: roundTripOf(fixed.all) });
       fixed.destroy();
     }
     const totals = store.totals();
@@ -178,19 +180,19 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
       rejected: saturation?.rejected ?? null,
       latencyRate: latencyRate === null ? null : Math.round(latencyRate),
       latencyWaveSize: options.latencyWaveSize,
-      roundTripMs: histogram === null ? null : roundTripOf(histogram),
+      roundTripMs: atHalf === null ? null : roundTripOf(atHalf.all),
       atRates,
       walRows: totals.rows,
       eventsPerRow: Math.round(totals.events / Math.max(1, totals.rows)),
     };
-    histogram?.destroy();
+    atHalf?.destroy();
     return result;
   } finally {
     await engine.stop();
   }
 }
 
-function roundTripOf(histogram: hdr.Histogram): RoundTrip {
+export function roundTripOf(histogram: hdr.Histogram): RoundTrip {
   return {
     p50: histogram.getValueAtPercentile(50) / 1000,
     p90: histogram.getValueAtPercentile(90) / 1000,
@@ -242,34 +244,105 @@ export async function closedLoop(
   return { rate: commands / elapsed, commands, rejected };
 }
 
+/** What an open loop measured: every wave, and the waves split by OpenLoopExtras.mark. */
+export interface OpenLoopResult {
+  readonly all: hdr.Histogram;
+  /** The waves for which `mark()` held at their send or at their reply (none without `mark`). */
+  readonly marked: hdr.Histogram;
+  /** The other waves. */
+  readonly unmarked: hdr.Histogram;
+  destroy(): void;
+}
+
+export interface OpenLoopExtras {
+  /**
+   * Seconds at the same rate before the measured run, not counted: the engine settles from
+   * what ran before (a saturated closed loop leaves garbage to collect and queues to drain).
+   * Default min(1, seconds / 3).
+   */
+  readonly warmupSeconds?: number;
+  /** Sets waves apart while it holds (the durability benchmark: a background snapshot running). */
+  readonly mark?: () => boolean;
+}
+
+export function latencyHistogram(): hdr.Histogram {
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+}
+
+/**
+ * Waves of `latencyWaveSize` commands at `commandsPerSecond`, on a fixed schedule whatever
+ * the replies do; each wave's round trip counts from its scheduled send, which corrects for
+ * coordinated omission. A warm-up at the same rate runs first (OpenLoopExtras.warmupSeconds).
+ */
 export async function openLoop(
   engine: Engine,
   workload: Workload,
   options: ThroughputOptions,
   commandsPerSecond: number,
   seconds: number,
-): Promise<hdr.Histogram> {
-  const histogram = hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 60_000_000,
-    numberOfSignificantValueDigits: 3,
-  });
-  const intervalMs = (options.latencyWaveSize / commandsPerSecond) * 1000;
+  extras: OpenLoopExtras = {},
+): Promise<OpenLoopResult> {
+  const warmup = extras.warmupSeconds ?? Math.min(1, seconds / 3);
+  if (warmup > 0) await paced(engine, workload, options.latencyWaveSize, commandsPerSecond, warmup, () => {});
+  const all = latencyHistogram();
+  const marked = latencyHistogram();
+  const unmarked = latencyHistogram();
+  const mark = extras.mark ?? (() => false);
+  await paced(
+    engine,
+    workload,
+    options.latencyWaveSize,
+    commandsPerSecond,
+    seconds,
+    (micros, markedAtSend) => {
+      all.recordValue(micros);
+      (markedAtSend || mark() ? marked : unmarked).recordValue(micros);
+    },
+    mark,
+  );
+  return {
+    all,
+    marked,
+    unmarked,
+    destroy() {
+      all.destroy();
+      marked.destroy();
+      unmarked.destroy();
+    },
+  };
+}
+
+/** The open loop itself: `record` gets each wave's round trip (µs) and whether `mark` held at its send. */
+function paced(
+  engine: Engine,
+  workload: Workload,
+  waveSize: number,
+  commandsPerSecond: number,
+  seconds: number,
+  record: (micros: number, markedAtSend: boolean) => void,
+  mark: () => boolean = () => false,
+): Promise<void> {
+  const intervalMs = (waveSize / commandsPerSecond) * 1000;
   const waves = Math.max(1, Math.floor((seconds * 1000) / intervalMs));
   const start = performance.now();
   // A timer wakes the generator; it sends every wave whose time has come. It never spins:
   // a busy-waiting generator would take a core from the shards on a small machine. A wave
   // sent late by the timer counts its lateness as latency (measured from its schedule).
-  await new Promise<void>((resolve) => {
+  return new Promise<void>((resolve) => {
     let sent = 0;
     let done = 0;
     const tick = (): void => {
       const now = performance.now();
       while (sent < waves && start + sent * intervalMs <= now) {
         const scheduled = start + sent * intervalMs;
+        const markedAtSend = mark();
         sent++;
-        engine.submitMany(workload.wave(options.latencyWaveSize), () => {
-          histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduled) * 1000)));
+        engine.submitMany(workload.wave(waveSize), () => {
+          record(Math.max(1, Math.round((performance.now() - scheduled) * 1000)), markedAtSend);
           if (++done === waves) resolve();
         });
       }
@@ -277,7 +350,6 @@ export async function openLoop(
     };
     tick();
   });
-  return histogram;
 }
 
 const formatRoundTrip = (l: RoundTrip): string =>

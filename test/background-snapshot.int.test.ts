@@ -85,6 +85,49 @@ describe('background snapshots', () => {
     expect(await restarted.digest()).toBe(after);
   });
 
+  it('shows the job under way while it runs, on demand and periodically', async () => {
+    const store = new MemoryWalStore();
+    const limits = { ...defaultLimits, snapshotEveryEvents: 20, snapshotCheckMs: 10 };
+    const engine = await start(store, 1, limits);
+    expect(engine.snapshots.running).toBeNull();
+    // Hold each snapshot's write until released: the job stays under way meanwhile.
+    let release: () => void = () => {};
+    let open = false;
+    let writing = false;
+    const write = store.writeSnapshot.bind(store);
+    store.writeSnapshot = async (row) => {
+      writing = true;
+      if (!open)
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+      writing = false;
+      return write(row);
+    };
+    try {
+      await writeSome(engine, 'w', 20);
+      // The periodic check starts one once 20 events were appended.
+      await vi.waitUntil(() => writing, { timeout: 5_000 });
+      expect(engine.snapshots.running).toMatchObject({ shard: 0 });
+      expect(engine.snapshots.running!.startedAt).toBeLessThanOrEqual(Date.now());
+      release();
+      await vi.waitUntil(() => engine.snapshots.taken.length === 1, { timeout: 5_000 });
+      expect(engine.snapshots.running).toBeNull();
+      // On demand: running until the write is let through, then cleared.
+      await writeSome(engine, 'x', 1);
+      const onDemand = engine.snapshotInBackground();
+      await vi.waitUntil(() => writing, { timeout: 5_000 });
+      expect(engine.snapshots.running).toMatchObject({ shard: 0 });
+      release();
+      await onDemand;
+      expect(engine.snapshots.running).toBeNull();
+    } finally {
+      // A failed expectation must not leave a snapshot waiting: stopping waits for it.
+      open = true;
+      release();
+    }
+  });
+
   it('periodically, once enough events were appended', async () => {
     const store = new MemoryWalStore();
     const limits = { ...defaultLimits, snapshotEveryEvents: 20, snapshotCheckMs: 10 };

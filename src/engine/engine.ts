@@ -27,7 +27,7 @@ import { ReservationDirectory } from './directory.js';
 import { applyGcProfile, type GcProfile } from './gc-profile.js';
 import type { RecoveryInfo, ShardStats } from './protocol.js';
 import { ShardHandle, type Sink } from './shard-handle.js';
-import { type BackgroundSnapshot, Snapshotter, snapshotFromWal } from './snapshotter.js';
+import { type BackgroundSnapshot, type SnapshotInProgress, Snapshotter } from './snapshotter.js';
 
 export interface EngineOptions {
   /** Where the WAL and snapshots live; hosted in this thread and shared with the workers. */
@@ -597,12 +597,7 @@ export class Engine extends Router {
   recovery: RecoveryInfo[] = [];
   private readonly durableListeners: Set<DurableListener>;
 
-  private constructor(
-    private readonly options: EngineOptions,
-    layout: Layout,
-    limits: Limits,
-    clock: Clock,
-  ) {
+  private constructor(options: EngineOptions, layout: Layout, limits: Limits, clock: Clock) {
     const durableListeners = new Set<DurableListener>();
     const shards = Array.from(
       { length: layout.shardCount },
@@ -711,16 +706,27 @@ export class Engine extends Router {
     await this.snapshotter.idle();
     const taken: BackgroundSnapshot[] = [];
     for (const shard of this.shards) {
-      taken.push(await snapshotFromWal(this.options.store, this.layout, this.limits, shard.shard));
+      taken.push(await this.snapshotter.take(shard.shard));
       await this.snapshotter.applyRetention(shard.shard);
     }
     await this.snapshotter.applyRetiredRetention();
     return taken;
   }
 
-  /** Background snapshots taken lately (newest last) and the last failure, for stats and ops. */
-  get snapshots(): { readonly taken: readonly BackgroundSnapshot[]; readonly lastError: string | null } {
-    return { taken: this.snapshotter.taken, lastError: this.snapshotter.lastError };
+  /**
+   * Background snapshots: the ones taken lately by the periodic check (newest last), the
+   * one running now (periodic or on demand), and the last failure. For stats and ops.
+   */
+  get snapshots(): {
+    readonly taken: readonly BackgroundSnapshot[];
+    readonly running: SnapshotInProgress | null;
+    readonly lastError: string | null;
+  } {
+    return {
+      taken: this.snapshotter.taken,
+      running: this.snapshotter.inProgress,
+      lastError: this.snapshotter.lastError,
+    };
   }
 
   async inspect(): Promise<Array<{ digest: string; violations: string[] }>> {

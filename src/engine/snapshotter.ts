@@ -66,9 +66,16 @@ interface ShardMark {
   at: number;
 }
 
+/** A background snapshot under way: which shard, since when (the engine's clock, ms). */
+export interface SnapshotInProgress {
+  readonly shard: number;
+  readonly startedAt: number;
+}
+
 export class Snapshotter {
   private readonly marks = new Map<number, ShardMark>();
   private running: Promise<unknown> | null = null;
+  private current: SnapshotInProgress | null = null;
   readonly taken: BackgroundSnapshot[] = [];
   lastError: string | null = null;
 
@@ -102,7 +109,7 @@ export class Snapshotter {
       const byTime = now - mark.at >= this.limits.snapshotEveryMs && stat.seq > mark.seq;
       if (!byEvents && !byTime) continue;
       const taken = { events: stat.eventsAppended, at: now };
-      this.running = snapshotFromWal(this.store, this.layout, this.limits, stat.shard)
+      this.running = this.take(stat.shard)
         .then(
           async (snapshot) => {
             this.marks.set(stat.shard, { ...taken, seq: snapshot.seq });
@@ -161,6 +168,25 @@ export class Snapshotter {
     this.pruned.rows += removed.rows;
     this.pruned.snapshots += removed.snapshots;
     return removed;
+  }
+
+  /**
+   * One shard's background snapshot (snapshotFromWal), shown as `inProgress` while it runs.
+   * The periodic ones and Engine.snapshotInBackground both take theirs here.
+   */
+  async take(shard: number): Promise<BackgroundSnapshot> {
+    const job = { shard, startedAt: this.now() };
+    this.current = job;
+    try {
+      return await snapshotFromWal(this.store, this.layout, this.limits, shard);
+    } finally {
+      if (this.current === job) this.current = null;
+    }
+  }
+
+  /** The background snapshot running now, if any. */
+  get inProgress(): SnapshotInProgress | null {
+    return this.current;
   }
 
   /** Rows and snapshots removed by retention since start. */
