@@ -38,7 +38,6 @@ import { imageOf, mergeImage, type StateImage } from '../src/actors/snapshot.js'
 import { ShardState } from '../src/actors/state.js';
 import { defaultLimits, type Limits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
-import type { SnapshotInProgress } from '../src/engine/snapshotter.js';
 import { checksumOf, decode, encode } from '../src/persistence/codec.js';
 import { PgWalStore } from '../src/persistence/pg-store.js';
 import { PgliteWalStore } from '../src/persistence/pglite-store.js';
@@ -113,8 +112,9 @@ export interface DurableThroughputOptions {
   readonly skus?: number;
   /** limits.snapshotEveryEvents (BENCH_SNAPSHOT_EVENTS); default the engine's own. */
   readonly snapshotEveryEvents?: number;
-  /** limits.snapshotCheckMs; default the engine's own (the smoke test checks more often). */
+  /** limits.snapshotCheckMs and snapshotEveryMs; default the engine's own (the smoke test snapshots often). */
   readonly snapshotCheckMs?: number;
+  readonly snapshotEveryMs?: number;
 }
 
 export interface DurableThroughputResult {
@@ -126,11 +126,14 @@ export interface DurableThroughputResult {
   readonly target: number;
   readonly saturatedGc: string;
   readonly ack: RoundTrip & { readonly waves: number };
-  /** The waves a background snapshot overlapped (running at their send or at their reply), and the rest. */
+  /** The waves a background snapshot overlapped (one started before the reply had not finished at the send), and the rest. */
   readonly duringSnapshot: (RoundTrip & { readonly waves: number }) | null;
   readonly withoutSnapshot: (RoundTrip & { readonly waves: number }) | null;
-  /** Background snapshots running at some point of the measured open loop (seen at a wave's send or reply). */
+  /** Background snapshot jobs that overlapped the measured open loop. */
   readonly snapshotsOverlapped: number;
+  /** Background snapshots completed during the whole run, and the last failure. */
+  readonly snapshotsTaken: number;
+  readonly snapshotError: string | null;
 }
 
 const summary = (histogram: hdr.Histogram): (RoundTrip & { waves: number }) | null =>
@@ -152,6 +155,7 @@ export async function durableThroughput(
     ...defaultLimits,
     snapshotEveryEvents: options.snapshotEveryEvents ?? defaultLimits.snapshotEveryEvents,
     snapshotCheckMs: options.snapshotCheckMs ?? defaultLimits.snapshotCheckMs,
+    snapshotEveryMs: options.snapshotEveryMs ?? defaultLimits.snapshotEveryMs,
   };
   const engine = await Engine.start({ store: opened.store, shards, limits, gc: benchGcProfile() });
   try {
@@ -173,15 +177,9 @@ export async function durableThroughput(
     const { rate } = await closedLoop(engine, waves, workload, seconds);
     const gc = formatGcPauses(await saturatedGc());
     const target = rate * workload.loadFraction;
-    // Each distinct job seen running at a wave's send or reply: the snapshots the
-    // measured run overlapped (the warm-up before it does not look).
-    const overlapped = new Set<SnapshotInProgress>();
-    const snapshotRunning = (): boolean => {
-      const running = engine.snapshots.running;
-      if (running !== null) overlapped.add(running);
-      return running !== null;
-    };
-    const acks = await openLoop(engine, waves, workload, target, seconds, { mark: snapshotRunning });
+    const acks = await openLoop(engine, waves, workload, target, seconds, {
+      activity: () => engine.snapshots,
+    });
     const result: DurableThroughputResult = {
       kind,
       options,
@@ -191,7 +189,9 @@ export async function durableThroughput(
       ack: summary(acks.all)!,
       duringSnapshot: summary(acks.marked),
       withoutSnapshot: summary(acks.unmarked),
-      snapshotsOverlapped: overlapped.size,
+      snapshotsOverlapped: acks.overlappingRuns,
+      snapshotsTaken: engine.snapshots.taken.length,
+      snapshotError: engine.snapshots.lastError,
     };
     acks.destroy();
     return result;
@@ -209,7 +209,7 @@ export function formatDurableThroughput(r: DurableThroughputResult): string {
   const split =
     r.duringSnapshot === null
       ? 'no background snapshot ran meanwhile'
-      : `while a background snapshot ran (${r.snapshotsOverlapped} of them): ${percentiles(r.duringSnapshot)}; ` +
+      : `while a background snapshot ran (${r.snapshotsOverlapped} of them, ${Math.round((100 * r.duringSnapshot.waves) / r.ack.waves)}% of the waves): ${percentiles(r.duringSnapshot)}; ` +
         (r.withoutSnapshot === null ? 'no wave without one' : `without: ${percentiles(r.withoutSnapshot)}`);
   return (
     `throughput ${r.kind.padEnd(8)} shards=${r.options.shards} wave=${String(r.options.waveSize).padStart(5)}  ` +
@@ -442,12 +442,11 @@ export async function main(): Promise<void> {
   for (const kind of stores) {
     if (only.includes('throughput')) {
       for (const waveSize of list('BENCH_WAVES', '100,1000,4000').map(Number)) {
-        const snapshotEveryEvents = process.env.BENCH_SNAPSHOT_EVENTS;
         const result = await durableThroughput(kind, {
           seconds: envNumber('BENCH_SECONDS', 3),
           waveSize,
           shards,
-          ...(snapshotEveryEvents === undefined ? {} : { snapshotEveryEvents: Number(snapshotEveryEvents) }),
+          snapshotEveryEvents: envNumber('BENCH_SNAPSHOT_EVENTS', defaultLimits.snapshotEveryEvents),
         });
         console.log(formatDurableThroughput(result));
       }

@@ -244,25 +244,37 @@ export async function closedLoop(
   return { rate: commands / elapsed, commands, rejected };
 }
 
-/** What an open loop measured: every wave, and the waves split by OpenLoopExtras.mark. */
+/** What an open loop measured: every wave, and the waves split by OpenLoopExtras.activity. */
 export interface OpenLoopResult {
   readonly all: hdr.Histogram;
-  /** The waves for which `mark()` held at their send or at their reply (none without `mark`). */
+  /** The waves that a run of the activity overlapped (none without `activity`). */
   readonly marked: hdr.Histogram;
   /** The other waves. */
   readonly unmarked: hdr.Histogram;
+  /** Runs of the activity that overlapped the measured waves (0 without `activity`). */
+  readonly overlappingRuns: number;
   destroy(): void;
+}
+
+/** Runs of some background activity so far: started, and finished (a run in between is under way). */
+export interface ActivityCounts {
+  readonly started: number;
+  readonly finished: number;
 }
 
 export interface OpenLoopExtras {
   /**
-   * Seconds at the same rate before the measured run, not counted: the engine settles from
-   * what ran before (a saturated closed loop leaves garbage to collect and queues to drain).
-   * Default min(1, seconds / 3).
+   * Seconds of the same schedule before the measured waves, not counted: the engine
+   * settles from what ran before (a saturated closed loop leaves garbage to collect and
+   * queues to drain). Default min(1, seconds / 3).
    */
   readonly warmupSeconds?: number;
-  /** Sets waves apart while it holds (the durability benchmark: a background snapshot running). */
-  readonly mark?: () => boolean;
+  /**
+   * Counts of an activity whose cost the caller wants apart (the durability benchmark: the
+   * background snapshots), read at each wave's send and reply. A wave is marked when a run
+   * started before its reply had not finished at its send.
+   */
+  readonly activity?: () => ActivityCounts;
 }
 
 export function latencyHistogram(): hdr.Histogram {
@@ -276,7 +288,8 @@ export function latencyHistogram(): hdr.Histogram {
 /**
  * Waves of `latencyWaveSize` commands at `commandsPerSecond`, on a fixed schedule whatever
  * the replies do; each wave's round trip counts from its scheduled send, which corrects for
- * coordinated omission. A warm-up at the same rate runs first (OpenLoopExtras.warmupSeconds).
+ * coordinated omission. The schedule's first `warmupSeconds` are not counted
+ * (OpenLoopExtras); it runs on without a pause into the measured `seconds`.
  */
 export async function openLoop(
   engine: Engine,
@@ -287,62 +300,38 @@ export async function openLoop(
   extras: OpenLoopExtras = {},
 ): Promise<OpenLoopResult> {
   const warmup = extras.warmupSeconds ?? Math.min(1, seconds / 3);
-  if (warmup > 0) await paced(engine, workload, options.latencyWaveSize, commandsPerSecond, warmup, () => {});
   const all = latencyHistogram();
   const marked = latencyHistogram();
   const unmarked = latencyHistogram();
-  const mark = extras.mark ?? (() => false);
-  await paced(
-    engine,
-    workload,
-    options.latencyWaveSize,
-    commandsPerSecond,
-    seconds,
-    (micros, markedAtSend) => {
-      all.recordValue(micros);
-      (markedAtSend || mark() ? marked : unmarked).recordValue(micros);
-    },
-    mark,
-  );
-  return {
-    all,
-    marked,
-    unmarked,
-    destroy() {
-      all.destroy();
-      marked.destroy();
-      unmarked.destroy();
-    },
-  };
-}
-
-/** The open loop itself: `record` gets each wave's round trip (µs) and whether `mark` held at its send. */
-function paced(
-  engine: Engine,
-  workload: Workload,
-  waveSize: number,
-  commandsPerSecond: number,
-  seconds: number,
-  record: (micros: number, markedAtSend: boolean) => void,
-  mark: () => boolean = () => false,
-): Promise<void> {
+  const activity = extras.activity ?? (() => ({ started: 0, finished: 0 }));
+  const waveSize = options.latencyWaveSize;
   const intervalMs = (waveSize / commandsPerSecond) * 1000;
-  const waves = Math.max(1, Math.floor((seconds * 1000) / intervalMs));
+  const uncounted = Math.floor((warmup * 1000) / intervalMs);
+  const waves = uncounted + Math.max(1, Math.floor((seconds * 1000) / intervalMs));
   const start = performance.now();
   // A timer wakes the generator; it sends every wave whose time has come. It never spins:
   // a busy-waiting generator would take a core from the shards on a small machine. A wave
   // sent late by the timer counts its lateness as latency (measured from its schedule).
-  return new Promise<void>((resolve) => {
+  // The activity at the first counted send and at the last reply.
+  const seen: { first: ActivityCounts | null; last: ActivityCounts | null } = { first: null, last: null };
+  await new Promise<void>((resolve) => {
     let sent = 0;
     let done = 0;
     const tick = (): void => {
       const now = performance.now();
       while (sent < waves && start + sent * intervalMs <= now) {
         const scheduled = start + sent * intervalMs;
-        const markedAtSend = mark();
+        const counted = sent >= uncounted;
+        const atSend = counted ? activity() : null;
+        if (seen.first === null) seen.first = atSend;
         sent++;
         engine.submitMany(workload.wave(waveSize), () => {
-          record(Math.max(1, Math.round((performance.now() - scheduled) * 1000)), markedAtSend);
+          if (atSend !== null) {
+            const micros = Math.max(1, Math.round((performance.now() - scheduled) * 1000));
+            all.recordValue(micros);
+            seen.last = activity();
+            (seen.last.started > atSend.finished ? marked : unmarked).recordValue(micros);
+          }
           if (++done === waves) resolve();
         });
       }
@@ -350,6 +339,18 @@ function paced(
     };
     tick();
   });
+  const runs = seen.first === null || seen.last === null ? 0 : seen.last.started - seen.first.finished;
+  return {
+    all,
+    marked,
+    unmarked,
+    overlappingRuns: runs,
+    destroy() {
+      all.destroy();
+      marked.destroy();
+      unmarked.destroy();
+    },
+  };
 }
 
 const formatRoundTrip = (l: RoundTrip): string =>

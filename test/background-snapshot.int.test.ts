@@ -85,7 +85,7 @@ describe('background snapshots', () => {
     expect(await restarted.digest()).toBe(after);
   });
 
-  it('shows the job under way while it runs, on demand and periodically', async () => {
+  it('shows the job under way; an on-demand run holds the one slot, so no periodic one starts alongside', async () => {
     const store = new MemoryWalStore();
     const limits = { ...defaultLimits, snapshotEveryEvents: 20, snapshotCheckMs: 10 };
     const engine = await start(store, 1, limits);
@@ -107,19 +107,28 @@ describe('background snapshots', () => {
     try {
       await writeSome(engine, 'w', 20);
       // The periodic check starts one once 20 events were appended.
-      await vi.waitUntil(() => writing, { timeout: 5_000 });
+      await vi.waitUntil(() => writing, { timeout: 30_000 });
       expect(engine.snapshots.running).toMatchObject({ shard: 0 });
       expect(engine.snapshots.running!.startedAt).toBeLessThanOrEqual(Date.now());
+      expect(engine.snapshots).toMatchObject({ started: 1, finished: 0 });
       release();
-      await vi.waitUntil(() => engine.snapshots.taken.length === 1, { timeout: 5_000 });
-      expect(engine.snapshots.running).toBeNull();
-      // On demand: running until the write is let through, then cleared.
+      await vi.waitUntil(() => engine.snapshots.taken.length === 1, { timeout: 30_000 });
+      expect(engine.snapshots).toMatchObject({ running: null, started: 1, finished: 1 });
+      // On demand (2 events: nothing due for the periodic check).
       await writeSome(engine, 'x', 1);
       const onDemand = engine.snapshotInBackground();
-      await vi.waitUntil(() => writing, { timeout: 5_000 });
+      await vi.waitUntil(() => writing, { timeout: 30_000 });
       expect(engine.snapshots.running).toMatchObject({ shard: 0 });
+      // 20 more events make the periodic check due, but the on-demand job holds the one
+      // slot: the check starts nothing, however many checks pass meanwhile.
+      await writeSome(engine, 'y', 10);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(engine.snapshots).toMatchObject({ started: 2, finished: 1 });
+      open = true;
       release();
       await onDemand;
+      // Then the periodic one that was due may run; once it is done nothing runs.
+      await vi.waitUntil(() => engine.snapshots.started === engine.snapshots.finished, { timeout: 30_000 });
       expect(engine.snapshots.running).toBeNull();
     } finally {
       // A failed expectation must not leave a snapshot waiting: stopping waits for it.

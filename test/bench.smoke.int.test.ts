@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { formatCoreLoop, lookupYardstick, runCoreLoop } from '../bench/core-loop.js';
-import { formatThroughput, rememberEarlierReservations, runThroughput } from '../bench/engine-throughput.js';
+import {
+  type ActivityCounts,
+  formatThroughput,
+  openLoop,
+  rememberEarlierReservations,
+  runThroughput,
+  seedStock,
+  Workload,
+} from '../bench/engine-throughput.js';
 import { measureDirectoryMemory, measureRecordMemory, measureReservationMemory } from '../bench/memory.js';
 import { Engine } from '../src/engine/engine.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
@@ -40,6 +48,49 @@ describe('benchmark smoke', () => {
     expect(result.atRates[0]!.roundTripMs.max).toBeGreaterThan(0);
     expect(formatThroughput(result)).toContain('saturation not measured');
     expect(formatThroughput(result)).toContain('at 500/s');
+  });
+
+  it("the open loop sets apart the waves an activity's run overlapped", async () => {
+    const engine = await Engine.start({ store: new MemoryWalStore(), shards: 1 });
+    try {
+      const options = { ...tinyThroughput, shards: 1, hotSku: false };
+      await seedStock(engine, options);
+      const workload = new Workload(options);
+      const measure = async (activity: () => ActivityCounts) => {
+        const result = await openLoop(engine, workload, options, 2_000, 0.4, {
+          warmupSeconds: 0.05,
+          activity,
+        });
+        const counts = {
+          all: result.all.totalCount,
+          marked: result.marked.totalCount,
+          unmarked: result.unmarked.totalCount,
+          runs: result.overlappingRuns,
+        };
+        result.destroy();
+        return counts;
+      };
+      // A run under way throughout: every wave. 20-command waves at 2,000/s leave every
+      // 10 ms: 5 in the warm-up, not counted, then 40.
+      const throughout = await measure(() => ({ started: 1, finished: 0 }));
+      expect(throughout.all).toBe(40);
+      expect(throughout).toMatchObject({ marked: throughout.all, unmarked: 0, runs: 1 });
+      // Runs that ended before: none.
+      const before = await measure(() => ({ started: 3, finished: 3 }));
+      expect(before).toMatchObject({ marked: 0, unmarked: before.all, runs: 0 });
+      // One run from 150 to 250 ms: the waves around it, and not the others.
+      const t0 = performance.now();
+      const middle = await measure(() => {
+        const t = performance.now() - t0;
+        return { started: t >= 150 ? 1 : 0, finished: t >= 250 ? 1 : 0 };
+      });
+      expect(middle.runs).toBe(1);
+      expect(middle.marked).toBeGreaterThan(0);
+      expect(middle.unmarked).toBeGreaterThan(0);
+      expect(middle.marked + middle.unmarked).toBe(middle.all);
+    } finally {
+      await engine.stop();
+    }
   });
 
   it('BENCH_REMEMBERED fills the router directory: an earlier id is taken, with two shards', async () => {

@@ -703,28 +703,36 @@ export class Engine extends Router {
    * snapshots work the same way).
    */
   async snapshotInBackground(): Promise<BackgroundSnapshot[]> {
-    await this.snapshotter.idle();
-    const taken: BackgroundSnapshot[] = [];
-    for (const shard of this.shards) {
-      taken.push(await this.snapshotter.take(shard.shard));
-      await this.snapshotter.applyRetention(shard.shard);
-    }
-    await this.snapshotter.applyRetiredRetention();
-    return taken;
+    // In the snapshotter's one slot: no periodic snapshot starts alongside.
+    return this.snapshotter.exclusive(async () => {
+      const taken: BackgroundSnapshot[] = [];
+      for (const shard of this.shards) {
+        taken.push(await this.snapshotter.take(shard.shard));
+        await this.snapshotter.applyRetention(shard.shard);
+      }
+      await this.snapshotter.applyRetiredRetention();
+      return taken;
+    });
   }
 
   /**
    * Background snapshots: the ones taken lately by the periodic check (newest last), the
-   * one running now (periodic or on demand), and the last failure. For stats and ops.
+   * one running now (periodic or on demand; one at a time), how many jobs started and
+   * finished since start (failed ones included), and the last failure. For stats and ops.
    */
   get snapshots(): {
     readonly taken: readonly BackgroundSnapshot[];
     readonly running: SnapshotInProgress | null;
+    readonly started: number;
+    readonly finished: number;
     readonly lastError: string | null;
   } {
+    const { started, finished } = this.snapshotter.jobs;
     return {
       taken: this.snapshotter.taken,
       running: this.snapshotter.inProgress,
+      started,
+      finished,
       lastError: this.snapshotter.lastError,
     };
   }

@@ -2,8 +2,8 @@
  * Periodic snapshots without stalling a shard: each one is built from the WAL on a
  * short-lived thread (snapshot-worker.ts). The engine asks `due()` on a timer; a shard is
  * due once `snapshotEveryEvents` events were appended since its last snapshot, or
- * `snapshotEveryMs` passed with anything new. One job runs at a time, which bounds the
- * extra memory to one shard's state.
+ * `snapshotEveryMs` passed with anything new. One job runs at a time (on-demand runs take
+ * the same slot, `exclusive`), which bounds the extra memory to one shard's state.
  */
 import { Worker } from 'node:worker_threads';
 import type { Limits } from '../config.js';
@@ -74,10 +74,13 @@ export interface SnapshotInProgress {
 
 export class Snapshotter {
   private readonly marks = new Map<number, ShardMark>();
+  /** The one slot: the job that holds it (periodic, or an on-demand run over every shard). */
   private running: Promise<unknown> | null = null;
   private current: SnapshotInProgress | null = null;
   readonly taken: BackgroundSnapshot[] = [];
   lastError: string | null = null;
+  /** Snapshot jobs started and finished (failed ones included), periodic and on demand. */
+  readonly jobs = { started: 0, finished: 0 };
 
   /** `recoveredSeqs`: each shard's seq right after recovery (its workers count events from there). */
   constructor(
@@ -109,24 +112,20 @@ export class Snapshotter {
       const byTime = now - mark.at >= this.limits.snapshotEveryMs && stat.seq > mark.seq;
       if (!byEvents && !byTime) continue;
       const taken = { events: stat.eventsAppended, at: now };
-      this.running = this.take(stat.shard)
-        .then(
-          async (snapshot) => {
-            this.marks.set(stat.shard, { ...taken, seq: snapshot.seq });
-            this.taken.push(snapshot);
-            if (this.taken.length > 100) this.taken.shift();
-            this.lastError = null;
-            await this.applyRetention(stat.shard);
-            await this.applyRetiredRetention();
-          },
-          (error) => {
-            // Try again at the next poll; the WAL still holds everything.
-            this.lastError = error instanceof Error ? error.message : String(error);
-          },
-        )
-        .finally(() => {
-          this.running = null;
-        });
+      const job = this.take(stat.shard).then(async (snapshot) => {
+        this.marks.set(stat.shard, { ...taken, seq: snapshot.seq });
+        this.taken.push(snapshot);
+        if (this.taken.length > 100) this.taken.shift();
+        this.lastError = null;
+        await this.applyRetention(stat.shard);
+        await this.applyRetiredRetention();
+      });
+      // A failure is tried again at the next poll: the WAL still holds everything.
+      void this.hold(
+        job.catch((error: unknown) => {
+          this.lastError = error instanceof Error ? error.message : String(error);
+        }),
+      );
       return;
     }
   }
@@ -177,11 +176,36 @@ export class Snapshotter {
   async take(shard: number): Promise<BackgroundSnapshot> {
     const job = { shard, startedAt: this.now() };
     this.current = job;
+    this.jobs.started++;
     try {
       return await snapshotFromWal(this.store, this.layout, this.limits, shard);
     } finally {
+      this.jobs.finished++;
       if (this.current === job) this.current = null;
     }
+  }
+
+  /**
+   * Runs `work` in the one slot, after whatever holds it; the periodic check starts
+   * nothing meanwhile (Engine.snapshotInBackground runs its shards in it).
+   */
+  async exclusive<T>(work: () => Promise<T>): Promise<T> {
+    while (this.running !== null) await this.running;
+    return this.hold(work());
+  }
+
+  /** Holds the slot until `job` settles (the slot itself never rejects). */
+  private hold<T>(job: Promise<T>): Promise<T> {
+    const slot: Promise<void> = job
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        if (this.running === slot) this.running = null;
+      });
+    this.running = slot;
+    return job;
   }
 
   /** The background snapshot running now, if any. */
@@ -192,7 +216,7 @@ export class Snapshotter {
   /** Rows and snapshots removed by retention since start. */
   readonly pruned = { rows: 0, snapshots: 0 };
 
-  /** Waits for a running snapshot (engine stop). */
+  /** Waits for the job in the slot, if any (engine stop). */
   async idle(): Promise<void> {
     await this.running;
   }
