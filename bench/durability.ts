@@ -5,8 +5,8 @@
  *               a closed loop of reserve/commit/release waves, every reply after its COMMIT;
  *               then the round trip at half that rate, open loop (HDR, from the scheduled
  *               send, so coordinated omission is corrected), after a warm-up at that rate.
- *               The open loop's waves are also split by whether a background snapshot was
- *               running at their send or reply (they run every snapshotEveryEvents events,
+ *               The open loop's waves are also split by whether a background snapshot
+ *               overlapped them, from send to reply (they run every snapshotEveryEvents events,
  *               every few seconds at these rates; BENCH_SNAPSHOT_EVENTS overrides it)
  *   recovery    replay speed and time to ready: RECORDS stock records, then WAL_EVENTS
  *               events; restart from the WAL alone, then from a snapshot + the tail

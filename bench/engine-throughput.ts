@@ -308,12 +308,12 @@ export async function openLoop(
   const intervalMs = (waveSize / commandsPerSecond) * 1000;
   const uncounted = Math.floor((warmup * 1000) / intervalMs);
   const waves = uncounted + Math.max(1, Math.floor((seconds * 1000) / intervalMs));
+  // The activity at the first counted send and at the last reply.
+  const seen: { first: ActivityCounts | null; last: ActivityCounts | null } = { first: null, last: null };
   const start = performance.now();
   // A timer wakes the generator; it sends every wave whose time has come. It never spins:
   // a busy-waiting generator would take a core from the shards on a small machine. A wave
   // sent late by the timer counts its lateness as latency (measured from its schedule).
-  // The activity at the first counted send and at the last reply.
-  const seen: { first: ActivityCounts | null; last: ActivityCounts | null } = { first: null, last: null };
   await new Promise<void>((resolve) => {
     let sent = 0;
     let done = 0;
