@@ -220,11 +220,23 @@ async function step(): Promise<void> {
         }
         sendReplies(done.group, appended ? seq : undefined);
       }
-      if (next !== null) inflight = { group: next, append: appendGroup(next) };
+      if (next !== null) {
+        inflight = { group: next, append: appendGroup(next) };
+        // A store may hand the row to its connection only on a later turn of the event
+        // loop (node-pg's pool does, on process.nextTick). Deciding the next group first
+        // would hold the row in this thread for the whole decision, and the append would
+        // start only after it: yield once, so the row leaves before the next decision.
+        if (inbox.length > 0) await ioTurn();
+      }
     }
   } finally {
     running = false;
   }
+}
+
+/** Resolves after one turn of the event loop: whatever I/O the thread started has left. */
+function ioTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function decideGroup(batches: BatchMessage[]): Group {
