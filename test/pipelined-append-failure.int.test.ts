@@ -52,3 +52,52 @@ it('a failed append fails the group decided behind it too; acknowledged commands
   const after = await engine.execute({ type: 'stock', sku: 'sku' });
   expect(after).toMatchObject({ ok: true, locations: [{ onHand: 1_024 }] });
 });
+
+it('an append that fails while the worker yields before its next decision fails the groups; the worker is not restarted', async () => {
+  const store = new MemoryWalStore();
+  // One 64-command batch per group and many in flight: under load the worker starts an
+  // append and yields a turn before deciding the next group, again and again.
+  const limits = {
+    ...defaultLimits,
+    batchCommandsMax: 64,
+    inflightBatchesMax: 16,
+    pipelineCommandsMin: 1,
+    walBatchEventsMax: 2 * 64 + defaultLimits.expiriesPerBatchMax,
+  };
+  const restarts: unknown[] = [];
+  engine = await Engine.start({
+    store,
+    shards: 1,
+    limits,
+    onShardRestart: (_shard, error) => restarts.push(error),
+  });
+  await engine.execute({ type: 'set', sku: 'sku', location: 'dc-1', onHand: 1_000 });
+  // A failure injected at a moment of the load that varies by round reaches the worker at
+  // any point of its loop, the turn it yields included. Before the append's promise was
+  // marked handled there, a refusal in that turn was an unhandled rejection: the worker
+  // died and was restarted instead of answering UNAVAILABLE and recovering in place.
+  let key = 0;
+  let failed = 0;
+  for (let round = 0; round < 40; round++) {
+    const waves = Array.from({ length: 16 }, () =>
+      Array.from(
+        { length: 64 },
+        (): Request => ({
+          type: 'adjust',
+          sku: 'sku',
+          location: 'dc-1',
+          delta: 1,
+          reason: 'receipt',
+          key: `k-${key++}`,
+        }),
+      ),
+    );
+    const all = Promise.all(waves.map((wave) => engine!.executeMany(wave)));
+    setTimeout(() => store.failNextAppends(1), round % 5);
+    failed += (await all).flat().filter((reply) => !reply.ok).length;
+    await engine.whenReady();
+  }
+  expect(failed).toBeGreaterThan(0);
+  expect(restarts).toEqual([]);
+  for (const shard of await engine.inspect()) expect(shard.violations).toEqual([]);
+}, 60_000);

@@ -221,11 +221,17 @@ async function step(): Promise<void> {
         sendReplies(done.group, appended ? seq : undefined);
       }
       if (next !== null) {
-        inflight = { group: next, append: appendGroup(next) };
-        // A store may hand the row to its connection only on a later turn of the event
-        // loop (node-pg's pool does, on process.nextTick). Deciding the next group first
-        // would hold the row in this thread for the whole decision, and the append would
-        // start only after it: yield once, so the row leaves before the next decision.
+        const append = appendGroup(next);
+        // Its failure is handled where it is awaited (above, next time round); until then
+        // it must not count as unhandled, or a rejection during the yield below would
+        // kill the worker instead of failing the groups.
+        append.catch(() => undefined);
+        inflight = { group: next, append };
+        // node-pg's pool hands a query to an idle connection only on process.nextTick, so
+        // deciding the next group at once would hold the row in this thread for the whole
+        // decision, and the append would start only after it: yield one turn first, so the
+        // row leaves before the next decision. (Stores reached through a port post at
+        // once; for them the turn costs a little and changes nothing.)
         if (inbox.length > 0) await ioTurn();
       }
     }
@@ -234,7 +240,11 @@ async function step(): Promise<void> {
   }
 }
 
-/** Resolves after one turn of the event loop: whatever I/O the thread started has left. */
+/**
+ * Resolves after one turn of the event loop: what the thread queued for process.nextTick
+ * and microtasks has run, so a query handed to an idle connection has been written. (A
+ * pool that must open a connection first takes longer: that append does not overlap.)
+ */
 function ioTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
