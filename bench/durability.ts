@@ -44,12 +44,16 @@ import { PgliteWalStore } from '../src/persistence/pglite-store.js';
 import type { WalStore } from '../src/persistence/wal.js';
 import {
   closedLoop,
+  formatSnapshotSplit,
+  formatWaves,
   openLoop,
-  type RoundTrip,
-  roundTripOf,
+  type SnapshotSplit,
   seedStock,
+  snapshotSplitOf,
   type ThroughputOptions,
+  type WaveSummary,
   Workload,
+  waveSummary,
 } from './engine-throughput.js';
 import { benchGcProfile, describeMachine, envNumber, formatGcPauses, threadGc } from './machine.js';
 
@@ -125,19 +129,13 @@ export interface DurableThroughputResult {
   /** The open loop's rate: half of saturation. */
   readonly target: number;
   readonly saturatedGc: string;
-  readonly ack: RoundTrip & { readonly waves: number };
+  readonly ack: WaveSummary;
   /** The waves a background snapshot overlapped (one started before the reply had not finished at the send), and the rest. */
-  readonly duringSnapshot: (RoundTrip & { readonly waves: number }) | null;
-  readonly withoutSnapshot: (RoundTrip & { readonly waves: number }) | null;
-  /** Background snapshot jobs that overlapped the measured open loop. */
-  readonly snapshotsOverlapped: number;
+  readonly snapshots: SnapshotSplit;
   /** Background snapshots completed during the whole run, and the last failure. */
   readonly snapshotsTaken: number;
   readonly snapshotError: string | null;
 }
-
-const summary = (histogram: hdr.Histogram): (RoundTrip & { waves: number }) | null =>
-  histogram.totalCount === 0 ? null : { ...roundTripOf(histogram), waves: histogram.totalCount };
 
 /**
  * Durable commands/s of a closed loop of `waveSize`-command waves (after a warm-up), then
@@ -186,10 +184,8 @@ export async function durableThroughput(
       rate,
       target,
       saturatedGc: gc,
-      ack: summary(acks.all)!,
-      duringSnapshot: summary(acks.marked),
-      withoutSnapshot: summary(acks.unmarked),
-      snapshotsOverlapped: acks.overlappingRuns,
+      ack: waveSummary(acks.all)!,
+      snapshots: snapshotSplitOf(acks),
       snapshotsTaken: engine.snapshots.taken.length,
       snapshotError: engine.snapshots.lastError,
     };
@@ -201,20 +197,12 @@ export async function durableThroughput(
   }
 }
 
-const percentiles = (r: RoundTrip & { waves: number }): string =>
-  `p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} p999 ${r.p999.toFixed(2)} ms (${r.waves.toLocaleString('en-US')} waves)`;
-
 export function formatDurableThroughput(r: DurableThroughputResult): string {
   const n = (value: number): string => Math.round(value).toLocaleString('en-US');
-  const split =
-    r.duringSnapshot === null
-      ? 'no background snapshot ran meanwhile'
-      : `while a background snapshot ran (${r.snapshotsOverlapped} of them, ${Math.round((100 * r.duringSnapshot.waves) / r.ack.waves)}% of the waves): ${percentiles(r.duringSnapshot)}; ` +
-        (r.withoutSnapshot === null ? 'no wave without one' : `without: ${percentiles(r.withoutSnapshot)}`);
   return (
     `throughput ${r.kind.padEnd(8)} shards=${r.options.shards} wave=${String(r.options.waveSize).padStart(5)}  ` +
-    `${n(r.rate).padStart(9)} durable commands/s   ack at ${n(r.target)}/s: ${percentiles(r.ack)}\n` +
-    `           ${split}\n` +
+    `${n(r.rate).padStart(9)} durable commands/s   ack at ${n(r.target)}/s: ${formatWaves(r.ack)}\n` +
+    `           ${formatSnapshotSplit(r.snapshots, r.ack.waves)}\n` +
     `           saturated: ${r.saturatedGc}`
   );
 }

@@ -17,13 +17,16 @@
  *
  * BENCH_RATES (e.g. 5000,20000,50000) adds open-loop runs at those fixed rates, to see where
  * the tail bends below saturation; BENCH_YOUNG_MB overrides the shard workers' young
- * generation (limits.workerYoungGenerationMb) to compare GC settings. BENCH_REMEMBERED (default 0)
+ * generation (limits.workerYoungGenerationMb) to compare GC settings. The open loop at half of
+ * saturation is also split by whether a background snapshot overlapped each wave (as in
+ * durability.js); BENCH_SNAPSHOT_EVENTS sets limits.snapshotEveryEvents, and a value out of
+ * reach (1000000000000) runs with none. BENCH_REMEMBERED (default 0)
  * fills the router's reservation directory with that many ids of earlier reservations before
  * the run, as a router over two or more shards holds after a day of traffic (it keeps every id
  * for the longest TTL plus the retention window); with one shard there is no directory.
  *
  * Parameters (environment): BENCH_SECONDS, BENCH_SKUS, BENCH_WAVE, BENCH_LATENCY_WAVE,
- * BENCH_INFLIGHT, BENCH_SHARDS, BENCH_RATES, BENCH_YOUNG_MB, BENCH_REMEMBERED, BENCH_SATURATION (0: skip
+ * BENCH_INFLIGHT, BENCH_SHARDS, BENCH_RATES, BENCH_YOUNG_MB, BENCH_SNAPSHOT_EVENTS, BENCH_REMEMBERED, BENCH_SATURATION (0: skip
  * the saturation phase and the open loop at half of it, run only BENCH_RATES); STOCKD_GC=v8 runs the engine on V8's own
  * garbage-collector settings instead of the latency profile (src/engine/gc-profile.ts).
  */
@@ -49,6 +52,10 @@ export interface ThroughputOptions {
   readonly rates?: readonly number[];
   /** Overrides limits.workerYoungGenerationMb. */
   readonly youngGenerationMb?: number;
+  /** Overrides limits.snapshotEveryEvents (a value out of reach: no background snapshot). */
+  readonly snapshotEveryEvents?: number;
+  /** Overrides limits.snapshotCheckMs (the smoke test snapshots often). */
+  readonly snapshotCheckMs?: number;
   /** Ids of earlier reservations in the router's directory before the run (shards > 1). */
   readonly remembered?: number;
   /**
@@ -66,6 +73,17 @@ export interface RoundTrip {
   readonly max: number;
 }
 
+/** Round-trip percentiles of a set of waves, and how many. */
+export type WaveSummary = RoundTrip & { readonly waves: number };
+
+/** The open loop's waves split by whether a background snapshot overlapped them (OpenLoopResult). */
+export interface SnapshotSplit {
+  readonly during: WaveSummary | null;
+  readonly without: WaveSummary | null;
+  /** Background snapshot jobs that overlapped the measured waves. */
+  readonly overlapped: number;
+}
+
 export interface ThroughputResult {
   readonly scenario: string;
   readonly shards: number;
@@ -76,6 +94,8 @@ export interface ThroughputResult {
   readonly latencyRate: number | null;
   readonly latencyWaveSize: number;
   readonly roundTripMs: RoundTrip | null;
+  /** The open loop at `loadFraction` split by background snapshots (null when it did not run). */
+  readonly snapshots: SnapshotSplit | null;
   /** Open-loop round trips at the fixed rates asked for (ThroughputOptions.rates). */
   readonly atRates: ReadonlyArray<{ readonly rate: number; readonly roundTripMs: RoundTrip }>;
   readonly walRows: number;
@@ -149,10 +169,16 @@ export async function seedStock(
 
 export async function runThroughput(options: ThroughputOptions): Promise<ThroughputResult> {
   const store = new MemoryWalStore();
-  const limits =
-    options.youngGenerationMb === undefined
-      ? defaultLimits
-      : { ...defaultLimits, workerYoungGenerationMb: options.youngGenerationMb };
+  const limits = {
+    ...defaultLimits,
+    ...(options.youngGenerationMb === undefined
+      ? {}
+      : { workerYoungGenerationMb: options.youngGenerationMb }),
+    ...(options.snapshotEveryEvents === undefined
+      ? {}
+      : { snapshotEveryEvents: options.snapshotEveryEvents }),
+    ...(options.snapshotCheckMs === undefined ? {} : { snapshotCheckMs: options.snapshotCheckMs }),
+  };
   const engine = await Engine.start({ store, shards: options.shards, limits, gc: benchGcProfile() });
   try {
     await seedStock(engine, options);
@@ -164,7 +190,11 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
       options.saturation === false ? null : await closedLoop(engine, workload, options, options.seconds);
     const latencyRate = saturation === null ? null : saturation.rate * options.loadFraction;
     const atHalf =
-      latencyRate === null ? null : await openLoop(engine, workload, options, latencyRate, options.seconds);
+      latencyRate === null
+        ? null
+        : await openLoop(engine, workload, options, latencyRate, options.seconds, {
+            activity: () => engine.snapshots,
+          });
     const atRates = [];
     for (const rate of options.rates ?? []) {
       const fixed = await openLoop(engine, workload, options, rate, options.seconds);
@@ -181,6 +211,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
       latencyRate: latencyRate === null ? null : Math.round(latencyRate),
       latencyWaveSize: options.latencyWaveSize,
       roundTripMs: atHalf === null ? null : roundTripOf(atHalf.all),
+      snapshots: atHalf === null ? null : snapshotSplitOf(atHalf),
       atRates,
       walRows: totals.rows,
       eventsPerRow: Math.round(totals.events / Math.max(1, totals.rows)),
@@ -200,6 +231,30 @@ export function roundTripOf(histogram: hdr.Histogram): RoundTrip {
     p999: histogram.getValueAtPercentile(99.9) / 1000,
     max: histogram.maxValue / 1000,
   };
+}
+
+export const waveSummary = (histogram: hdr.Histogram): WaveSummary | null =>
+  histogram.totalCount === 0 ? null : { ...roundTripOf(histogram), waves: histogram.totalCount };
+
+export function snapshotSplitOf(result: OpenLoopResult): SnapshotSplit {
+  return {
+    during: waveSummary(result.marked),
+    without: waveSummary(result.unmarked),
+    overlapped: result.overlappingRuns,
+  };
+}
+
+export const formatWaves = (r: WaveSummary): string =>
+  `p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} p999 ${r.p999.toFixed(2)} ms (${r.waves.toLocaleString('en-US')} waves)`;
+
+/** One line: the round trips of the waves a background snapshot overlapped, and of the rest. */
+export function formatSnapshotSplit(split: SnapshotSplit, totalWaves: number): string {
+  if (split.during === null) return 'no background snapshot ran meanwhile';
+  const share = Math.round((100 * split.during.waves) / Math.max(1, totalWaves));
+  return (
+    `while a background snapshot ran (${split.overlapped} of them, ${share}% of the waves): ${formatWaves(split.during)}; ` +
+    (split.without === null ? 'no wave without one' : `without: ${formatWaves(split.without)}`)
+  );
 }
 
 export async function closedLoop(
@@ -364,10 +419,13 @@ export function formatThroughput(result: ThroughputResult): string {
   const head = `${result.scenario.padEnd(8)} shards=${result.shards}`;
   if (result.commandsPerSecond === null || result.latencyRate === null || l === null)
     return `${head}  saturation not measured (BENCH_SATURATION=0), ${result.latencyWaveSize}-command waves, ${result.eventsPerRow} events/WAL row${fixed.join('')}`;
+  const split = result.snapshots === null ? null : result.snapshots;
+  const waves = (split?.during?.waves ?? 0) + (split?.without?.waves ?? 0);
   return (
     `${head}  ${result.commandsPerSecond.toLocaleString('en-US')} commands/s` +
     `  (rejected ${result.rejected}, ${result.eventsPerRow} events/WAL row)` +
     `  round trip of ${result.latencyWaveSize}-command waves at ${result.latencyRate.toLocaleString('en-US')}/s: ${formatRoundTrip(l)}` +
+    (split === null ? '' : `\n    ${formatSnapshotSplit(split, waves)}`) +
     fixed.join('')
   );
 }
@@ -383,6 +441,7 @@ export async function main(): Promise<void> {
     loadFraction: 0.5,
     rates: (process.env.BENCH_RATES ?? '').split(',').filter(Boolean).map(Number),
     youngGenerationMb: process.env.BENCH_YOUNG_MB === undefined ? undefined : envNumber('BENCH_YOUNG_MB', 4),
+    snapshotEveryEvents: envNumber('BENCH_SNAPSHOT_EVENTS', defaultLimits.snapshotEveryEvents),
     remembered: envNumber('BENCH_REMEMBERED', 0),
     saturation: envNumber('BENCH_SATURATION', 1) !== 0,
   };

@@ -39,12 +39,36 @@ describe('benchmark smoke', () => {
     expect(result.rejected).toBe(0);
     expect(result.roundTripMs!.p99).toBeGreaterThanOrEqual(result.roundTripMs!.p50);
     expect(formatThroughput(result)).toContain('commands/s');
+    // The open loop at half of saturation, split by background snapshots: every wave on one side.
+    const split = result.snapshots!;
+    expect((split.during?.waves ?? 0) + (split.without?.waves ?? 0)).toBeGreaterThan(0);
+    expect(formatThroughput(result)).toMatch(
+      /no background snapshot ran meanwhile|while a background snapshot ran/,
+    );
+  });
+
+  it('engine throughput splits the open loop by background snapshots', async () => {
+    const base = { ...tinyThroughput, shards: 1, hotSku: false, seconds: 0.5, rates: [] };
+    // Due every 2,000 events, checked every 50 ms: snapshots run through the open loop.
+    const often = await runThroughput({ ...base, snapshotEveryEvents: 2_000, snapshotCheckMs: 50 });
+    expect(often.snapshots!.overlapped).toBeGreaterThan(0);
+    expect(often.snapshots!.during!.waves).toBeGreaterThan(0);
+    expect(formatThroughput(often)).toContain('while a background snapshot ran');
+    const none = await runThroughput({
+      ...base,
+      snapshotEveryEvents: 1_000_000_000_000,
+      snapshotCheckMs: 50,
+    });
+    expect(none.snapshots).toMatchObject({ during: null, overlapped: 0 });
+    expect(none.snapshots!.without!.waves).toBeGreaterThan(0);
+    expect(formatThroughput(none)).toContain('no background snapshot ran meanwhile');
   });
 
   it('engine throughput without the saturation phase measures only the fixed rates', async () => {
     const result = await runThroughput({ ...tinyThroughput, shards: 1, hotSku: false, saturation: false });
     expect(result.commandsPerSecond).toBeNull();
     expect(result.roundTripMs).toBeNull();
+    expect(result.snapshots).toBeNull();
     expect(result.atRates[0]!.roundTripMs.max).toBeGreaterThan(0);
     expect(formatThroughput(result)).toContain('saturation not measured');
     expect(formatThroughput(result)).toContain('at 500/s');

@@ -33,11 +33,11 @@ describe.each(kinds)('durability benchmark smoke (%s)', (kind) => {
     expect(result.ack.waves).toBeGreaterThan(0);
     expect(result.ack.p99).toBeGreaterThanOrEqual(result.ack.p50);
     // Every wave is on one side of the split, and snapshots did run meanwhile.
-    const during = result.duringSnapshot?.waves ?? 0;
-    const without = result.withoutSnapshot?.waves ?? 0;
+    const during = result.snapshots.during?.waves ?? 0;
+    const without = result.snapshots.without?.waves ?? 0;
     expect(during + without).toBe(result.ack.waves);
     expect(during).toBeGreaterThan(0);
-    expect(result.snapshotsOverlapped).toBeGreaterThan(0);
+    expect(result.snapshots.overlapped).toBeGreaterThan(0);
     const line = formatDurableThroughput(result);
     expect(line).toContain('durable commands/s');
     expect(line).toContain('while a background snapshot ran');
@@ -49,9 +49,9 @@ describe.each(kinds)('durability benchmark smoke (%s)', (kind) => {
       { seconds: 0.3, waveSize: 50, shards: 1, skus: 100, snapshotEveryEvents: 1e12 },
       testDatabaseUrl,
     );
-    expect(result.duringSnapshot).toBeNull();
-    expect(result.snapshotsOverlapped).toBe(0);
-    expect(result.withoutSnapshot?.waves).toBe(result.ack.waves);
+    expect(result.snapshots.during).toBeNull();
+    expect(result.snapshots.overlapped).toBe(0);
+    expect(result.snapshots.without?.waves).toBe(result.ack.waves);
     expect(formatDurableThroughput(result)).toContain('no background snapshot ran meanwhile');
   });
 
