@@ -419,7 +419,7 @@ export function formatThroughput(result: ThroughputResult): string {
   const head = `${result.scenario.padEnd(8)} shards=${result.shards}`;
   if (result.commandsPerSecond === null || result.latencyRate === null || l === null)
     return `${head}  saturation not measured (BENCH_SATURATION=0), ${result.latencyWaveSize}-command waves, ${result.eventsPerRow} events/WAL row${fixed.join('')}`;
-  const split = result.snapshots === null ? null : result.snapshots;
+  const split = result.snapshots;
   const waves = (split?.during?.waves ?? 0) + (split?.without?.waves ?? 0);
   return (
     `${head}  ${result.commandsPerSecond.toLocaleString('en-US')} commands/s` +

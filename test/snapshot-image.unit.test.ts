@@ -159,6 +159,48 @@ describe('snapshot image', () => {
     }
   });
 
+  it('given a held reservation whose line on one SKU a partial commit settled, when its image is read under an owner of that SKU only, then that part is committed, as replaying its events gives', () => {
+    const history: Request[] = [
+      { type: 'set', sku: 'A', location: 'WH1', onHand: 10 },
+      { type: 'set', sku: 'B', location: 'WH1', onHand: 10 },
+      {
+        type: 'reserve',
+        reservationId: 'r',
+        lines: [
+          { sku: 'A', qty: 2 },
+          { sku: 'B', qty: 3 },
+        ],
+      },
+      { type: 'commit', reservationId: 'r', lines: [{ sku: 'A' }] },
+    ];
+    const whole = new ShardCore(limits);
+    const events = history.flatMap((request, i) => whole.process([request], start + i).events);
+    expect(whole.state.reservations.get('r')!.status).toBe('held');
+    const imagedAt = start + 60;
+    for (const write of [imageOf, imageV1Of] as Array<(s: ShardState) => StateImage | StateImageV1>) {
+      for (const sku of ['A', 'B']) {
+        const owns = (s: string) => s === sku;
+        // The reference: the same events replayed under the same owner.
+        const replayed = new ShardCore(limits, owns);
+        replayed.apply(events);
+        const part = new ShardState(limits, owns);
+        mergeImage(part, decode<StateImage>(encode(write(whole.state))), imagedAt);
+        const r = part.reservations.get('r')!;
+        expect(r.lines.map((line) => line.sku)).toEqual([sku]);
+        expect(r.status).toBe(replayed.state.reservations.get('r')!.status);
+        if (sku === 'A') {
+          expect(r).toMatchObject({ status: 'committed', finishedAt: imagedAt });
+          expect(picture(part).finished).toEqual([['r', imagedAt]]);
+          expect(part.heldCount).toBe(0);
+        } else {
+          expect(r).toMatchObject({ status: 'held', finishedAt: 0 });
+          expect(picture(part).finished).toEqual([]);
+          expect(part.heldCount).toBe(1);
+        }
+      }
+    }
+  });
+
   it('given random histories, when imaged in either format and read back, then nothing is lost', () => {
     const skus = ['A', 'B', 'C'];
     const ids = ['r0', 'r1', 'r2', 'r3', 'r4', 'r5'];

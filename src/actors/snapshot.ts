@@ -27,7 +27,7 @@
 import { invariant } from '../errors.js';
 import { ownString } from './columns.js';
 import { type ReservationMachineState, reservationStates } from './reservation-machine.js';
-import type { LineInit, ReservationInit, ShardState, StockRecord } from './state.js';
+import type { LineInit, Reservation, ReservationInit, ShardState, StockRecord } from './state.js';
 
 export const snapshotFormatVersion = 2;
 
@@ -173,11 +173,21 @@ export function imageOf(state: ShardState): StateImage {
   };
 }
 
-/** Adds an image's owned content to a state (several images merge when the shard count changed). */
-export function mergeImage(state: ShardState, image: StateImage | StateImageV1): void {
+/**
+ * Adds an image's owned content to a state (several images merge when the shard count changed).
+ *
+ * When the state owns only some lines of a held reservation (a snapshot loaded under another
+ * shard count), the part it keeps is what replaying the reservation's events under the same
+ * filter gives: held while one of its lines is, and committed once partial commits settled
+ * all of them — as evolve commits a part that a commit leaves nothing held. The image does
+ * not say when that commit happened; `settledAt`, the image's time (a moment at or after
+ * it), stands for it, so the part stays in the finished window at least as long as it
+ * would have. Without it, the reservation's creation time does.
+ */
+export function mergeImage(state: ShardState, image: StateImage | StateImageV1, settledAt?: number): void {
   const version = (image as { formatVersion?: unknown }).formatVersion;
-  if (version === 2) mergeImageV2(state, image as StateImage);
-  else if (version === 1) mergeImageV1(state, image as StateImageV1);
+  if (version === 2) mergeImageV2(state, image as StateImage, settledAt);
+  else if (version === 1) mergeImageV1(state, image as StateImageV1, settledAt);
   else
     throw new SnapshotFormatError(
       `snapshot image format ${String(version)} is not one this version reads (1, ${snapshotFormatVersion})`,
@@ -189,7 +199,30 @@ export class SnapshotFormatError extends Error {
   override readonly name = 'SnapshotFormatError';
 }
 
-function mergeImageV2(state: ShardState, image: StateImage): void {
+/**
+ * A part cut from a held reservation whose lines are all settled: committed at `settledAt`
+ * (see mergeImage). Any other reservation is returned as it is.
+ */
+function asPart(reservation: ReservationInit, cut: boolean, settledAt: number | undefined): ReservationInit {
+  if (!cut || reservation.status !== 'held' || reservation.lines.some((line) => line.held > 0))
+    return reservation;
+  return { ...reservation, status: 'committed', finishedAt: settledAt ?? reservation.createdAt };
+}
+
+/** Puts the parts asPart committed into the finished window, if they are still finished then. */
+function finishParts(state: ShardState, settled: readonly Reservation[]): void {
+  if (settled.length === 0) return;
+  const table = state.reservations;
+  for (const reservation of settled) {
+    const slot = table.slotOf(reservation);
+    const generation = table.generationAt(slot);
+    if (table.holdsFinished(slot, generation, reservation.finishedAt))
+      state.finished.push(slot, generation, reservation.finishedAt);
+  }
+  state.finished.sortByTime();
+}
+
+function mergeImageV2(state: ShardState, image: StateImage, settledAt: number | undefined): void {
   const owns = state.owns;
   const stock = objectOf(image.stock, 'stock');
   const n = lengthOf(stock.skus, 'stock.skus');
@@ -235,19 +268,24 @@ function mergeImageV2(state: ShardState, image: StateImage): void {
   const slots = new Int32Array(m).fill(-1);
   // Into an empty state nothing needs looking up: an image holds each id once.
   const empty = state.reservations.size === 0;
+  const settled: Reservation[] = [];
   let j = 0;
   for (let k = 0; k < m; k++) {
     const lines: LineInit[] = [];
+    let cut = false;
     for (const end = j + lineCount[k]!; j < end; j++) {
       const index = lineRecord[j]!;
       if (!(index >= 0 && index < n))
         throw new SnapshotFormatError(`reservations.lineRecord[${j}] is ${index}`);
       const record = records[index];
-      if (record === null) continue;
+      if (record === null) {
+        cut = true;
+        continue;
+      }
       lines.push({ record: record!, qty: lineQty[j]!, held: lineHeld[j]!, committed: lineCommitted[j]! });
     }
     if (lines.length === 0) continue;
-    const reservation: ReservationInit = {
+    const whole: ReservationInit = {
       id: r.ids[k]!,
       orderId: r.orderIds[k] ?? null,
       channel: r.channels[k] ?? null,
@@ -259,12 +297,14 @@ function mergeImageV2(state: ShardState, image: StateImage): void {
       extensions: extensions[k]!,
       lines,
     };
+    const reservation = asPart(whole, cut, settledAt);
     const existing = empty ? undefined : state.reservations.get(reservation.id);
     if (existing === undefined) slots[k] = state.addReservation(reservation);
     else {
       state.mergeReservationPart(existing, reservation);
       slots[k] = state.reservations.slotOf(existing);
     }
+    if (reservation !== whole) settled.push(state.reservations.get(reservation.id)!);
   }
   const finished = objectOf(image.finished, 'finished');
   mergeChannelsAndKeys(state, image.channels, image.adjustmentKeys, () => {
@@ -280,10 +320,11 @@ function mergeImageV2(state: ShardState, image: StateImage): void {
       const generation = table.generationAt(slot);
       if (table.holdsFinished(slot, generation, at[e]!)) state.finished.push(slot, generation, at[e]!);
     }
+    finishParts(state, settled);
   });
 }
 
-function mergeImageV1(state: ShardState, image: StateImageV1): void {
+function mergeImageV1(state: ShardState, image: StateImageV1, settledAt: number | undefined): void {
   const owns = state.owns;
   for (let i = 0; i < image.skus.length; i++) {
     const sku = image.skus[i]!;
@@ -295,11 +336,16 @@ function mergeImageV1(state: ShardState, image: StateImageV1): void {
     record.version = image.version[i]!;
     record.sourceTs = image.sourceTs[i]!;
   }
+  const settled: Reservation[] = [];
   for (const [k, row] of image.reservations.entries()) {
     const lines: LineInit[] = [];
+    let cut = false;
     for (let i = 8; i < row.length; i += 5) {
       const sku = row[i] as string;
-      if (!owns(sku)) continue;
+      if (!owns(sku)) {
+        cut = true;
+        continue;
+      }
       const location = row[i + 1] as string;
       // The line's record is always in the image (records are never removed).
       const record = state.recordOrCreate(sku, location);
@@ -311,7 +357,7 @@ function mergeImageV1(state: ShardState, image: StateImageV1): void {
       });
     }
     if (lines.length === 0) continue;
-    const reservation: ReservationInit = {
+    const whole: ReservationInit = {
       id: row[0] as string,
       orderId: row[1] as string | null,
       channel: row[2] as string | null,
@@ -323,9 +369,11 @@ function mergeImageV1(state: ShardState, image: StateImageV1): void {
       extensions: image.extensions?.[k] ?? 0,
       lines,
     };
+    const reservation = asPart(whole, cut, settledAt);
     const existing = state.reservations.get(reservation.id);
     if (existing === undefined) state.addReservation(reservation);
     else state.mergeReservationPart(existing, reservation);
+    if (reservation !== whole) settled.push(state.reservations.get(reservation.id)!);
   }
   mergeChannelsAndKeys(state, image.channels, image.adjustmentKeys, () => {
     for (const [id, at] of image.finished) {
@@ -335,6 +383,7 @@ function mergeImageV1(state: ShardState, image: StateImageV1): void {
         state.finished.push(slot, state.reservations.generationAt(slot), at);
       }
     }
+    finishParts(state, settled);
   });
 }
 

@@ -271,7 +271,7 @@ export async function rebuildShard(
     if (checksumOf(snapshot.payload) !== snapshot.checksum) {
       throw new ReplayRangeError(`snapshot of shard ${shard} at seq ${snapshot.seq} fails its checksum`);
     }
-    mergeImage(core.state, decode<StateImage | StateImageV1>(snapshot.payload));
+    mergeImage(core.state, decode<StateImage | StateImageV1>(snapshot.payload), snapshot.at);
     at = snapshot.at;
   }
   let seq = fromSeq;

@@ -227,7 +227,7 @@ export async function verify(
       const limits = { ...(options.limits ?? defaultLimits), partitionCount: layout.partitionCount };
       const owns = ownerFilter(shard, layout.partitionCount, layout.shardCount);
       const fromSnapshot = new ShardCore(limits, owns);
-      mergeImage(fromSnapshot.state, decode<StateImage | StateImageV1>(snapshot.payload));
+      mergeImage(fromSnapshot.state, decode<StateImage | StateImageV1>(snapshot.payload), snapshot.at);
       const fromWal = new ShardCore(limits, owns);
       try {
         pages: for await (const page of rowsOf(store, shard)) {
