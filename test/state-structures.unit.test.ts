@@ -53,7 +53,7 @@ describe('ExpiryHeap', () => {
         const earliest = (): number => Math.min(...model.values());
         for (const op of ops) {
           if (op.kind === 'schedule') {
-            heap.schedule(op.slot, op.time);
+            heap.schedule(op.slot, op.time, op.slot);
             model.set(op.slot, op.time);
           } else if (op.kind === 'remove') {
             heap.remove(op.slot);
@@ -61,6 +61,9 @@ describe('ExpiryHeap', () => {
           } else if (model.size > 0) {
             const slot = heap.peekSlot();
             expect(model.get(slot)).toBe(earliest());
+            // Among equal times the lowest rank (here the slot itself) comes first.
+            const first = Math.min(...[...model].filter(([, time]) => time === earliest()).map(([s]) => s));
+            expect(slot).toBe(first);
             heap.remove(slot);
             model.delete(slot);
           } else {
@@ -77,7 +80,7 @@ describe('ExpiryHeap', () => {
   it('given more entries than a chunk, then it still drains in time order', () => {
     const heap = new ExpiryHeap();
     const n = 3 * chunkSize;
-    for (let slot = 0; slot < n; slot++) heap.schedule(slot, (slot * 7919) % n);
+    for (let slot = 0; slot < n; slot++) heap.schedule(slot, (slot * 7919) % n, slot);
     for (let slot = 0; slot < n; slot += 3) heap.remove(slot);
     let previous = -1;
     let drained = 0;

@@ -148,6 +148,9 @@ export class ReservationTable {
   /** @internal */ readonly channelIds = new RefColumn<string | null>(null);
   /** @internal */ readonly bodyHashes = new Float64Column();
   /** @internal */ readonly createdAts = new Float64Column();
+  /** The order reservations were added in (ranks equal expiries in the expiry heap). */
+  private readonly addedRanks = new Float64Column();
+  private added = 0;
   /** @internal */ readonly expiresAts = new Float64Column();
   /** @internal */ readonly finishedAts = new Float64Column();
   /** @internal */ readonly extensionCounts = new Int32Column();
@@ -228,6 +231,7 @@ export class ReservationTable {
     this.channelIds.set(slot, init.channel === null ? null : this.channelNames.intern(init.channel));
     this.bodyHashes.set(slot, init.bodyHash);
     this.createdAts.set(slot, init.createdAt);
+    this.addedRanks.set(slot, this.added++);
     this.expiresAts.set(slot, init.expiresAt);
     this.finishedAts.set(slot, init.finishedAt);
     this.extensionCounts.set(slot, init.extensions);
@@ -243,7 +247,7 @@ export class ReservationTable {
       invariant(false, () => `reservation ${id} added twice`);
     }
     this.idHashes.set(slot, h);
-    if (status === HELD) this.expiries.schedule(slot, init.expiresAt);
+    if (status === HELD) this.expiries.schedule(slot, init.expiresAt, this.addedRanks.get(slot));
     this.newer.set(slot, NONE);
     this.older.set(slot, this.newest);
     if (this.newest === NONE) this.oldest = slot;
@@ -422,14 +426,14 @@ export class ReservationTable {
     const wasHeld = this.statuses.get(slot) === HELD;
     this.statuses.set(slot, code);
     if (code === HELD) {
-      if (!wasHeld) this.expiries.schedule(slot, this.expiresAts.get(slot));
+      if (!wasHeld) this.expiries.schedule(slot, this.expiresAts.get(slot), this.addedRanks.get(slot));
     } else if (wasHeld) this.expiries.remove(slot);
   }
 
   /** @internal */
   setExpiresAtAt(slot: number, expiresAt: EpochMs): void {
     this.expiresAts.set(slot, expiresAt);
-    if (this.statuses.get(slot) === HELD) this.expiries.schedule(slot, expiresAt);
+    if (this.statuses.get(slot) === HELD) this.expiries.schedule(slot, expiresAt, this.addedRanks.get(slot));
   }
 
   /** @internal */
@@ -488,6 +492,7 @@ export class ReservationTable {
       this.channelIds.ensure(size);
       this.bodyHashes.ensure(size);
       this.createdAts.ensure(size);
+      this.addedRanks.ensure(size);
       this.expiresAts.ensure(size);
       this.finishedAts.ensure(size);
       this.extensionCounts.ensure(size);
