@@ -38,7 +38,7 @@ import { imageOf, mergeImage, type StateImage } from '../src/actors/snapshot.js'
 import { ShardState } from '../src/actors/state.js';
 import { defaultLimits, type Limits } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
-import { checksumOf, decode, encode } from '../src/persistence/codec.js';
+import { checksumOf, compressSnapshot, decode, encode, inflateSnapshot } from '../src/persistence/codec.js';
 import { PgWalStore } from '../src/persistence/pg-store.js';
 import { PgliteWalStore } from '../src/persistence/pglite-store.js';
 import type { WalStore } from '../src/persistence/wal.js';
@@ -385,10 +385,13 @@ export function imageCost(records: number, walEvents: number, rounds = 3): strin
   const phases = {
     image: [] as number[],
     encode: [] as number[],
+    compress: [] as number[],
     checksum: [] as number[],
+    inflate: [] as number[],
     decode: [] as number[],
     merge: [] as number[],
   };
+  let packedBytes = 0;
   let bytes = 0;
   for (let round = 0; round < rounds; round++) {
     (globalThis as { gc?: () => void }).gc?.();
@@ -400,21 +403,26 @@ export function imageCost(records: number, walEvents: number, rounds = 3): strin
     };
     const image = imageOf(state);
     lap('image');
-    const payload = encode(image);
+    const packed = encode(image);
     lap('encode');
+    const payload = compressSnapshot(packed);
+    lap('compress');
     checksumOf(payload);
     lap('checksum');
-    const decoded = decode<StateImage>(payload);
+    const inflated = inflateSnapshot(payload);
+    lap('inflate');
+    const decoded = decode<StateImage>(inflated);
     lap('decode');
     mergeImage(new ShardState(defaultLimits), decoded);
     lap('merge');
+    packedBytes = packed.byteLength;
     bytes = payload.byteLength;
   }
   const median = (values: number[]): number => values.sort((a, b) => a - b)[values.length >> 1]!;
   const total = Object.values(phases).reduce((sum, values) => sum + median(values), 0);
   return (
     `image      ${records.toLocaleString('en-US')} records, ${state.reservations.size.toLocaleString('en-US')} reservations ` +
-    `(${state.heldCount.toLocaleString('en-US')} held), ${(bytes / 1e6).toFixed(1)} MB: ` +
+    `(${state.heldCount.toLocaleString('en-US')} held), ${(packedBytes / 1e6).toFixed(1)} MB, ${(bytes / 1e6).toFixed(1)} MB compressed: ` +
     Object.entries(phases)
       .map(([phase, values]) => `${phase} ${median(values).toFixed(0)} ms`)
       .join(', ') +

@@ -53,7 +53,7 @@ import { recoverShard } from '../src/engine/recovery.js';
 import type { Sink } from '../src/engine/shard-handle.js';
 import { decodeReplies, decodeRequests, encodeReplies, encodeRequests } from '../src/engine/wire.js';
 import { type Rejection, reject } from '../src/errors.js';
-import { checksumOf, encode, encodeEvents } from '../src/persistence/codec.js';
+import { checksumOf, encode, encodeEvents, encodeSnapshot } from '../src/persistence/codec.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
 import { delegatingStore, type Layout, WalSequenceError, type WalStore } from '../src/persistence/wal.js';
 
@@ -1462,7 +1462,10 @@ class Simulation {
   }
 
   private async writeSnapshotOf(shard: SimShard): Promise<void> {
-    const payload = encode(imageOf(shard.core.state));
+    // Every other snapshot is written as versions before compression wrote them: recovery
+    // reads both.
+    const image = imageOf(shard.core.state);
+    const payload = this.counters.snapshots % 2 === 0 ? encodeSnapshot(image) : encode(image);
     await this.store.writeSnapshot({
       shard: shard.shard,
       epoch: this.layout.epoch,

@@ -2,16 +2,23 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { ShardCore } from '../src/actors/core.js';
+import { imageOf, type StateImage } from '../src/actors/snapshot.js';
 import type { DomainEvent, Request } from '../src/actors/types.js';
 import { defaultLimits } from '../src/config.js';
 import { decodeReplies, decodeRequests, encodeReplies, encodeRequests } from '../src/engine/wire.js';
 import {
+  compressSnapshot,
+  compressSnapshotAsync,
   decode,
   decodeEvents,
+  decodeSnapshot,
   EventRowBuilder,
   encode,
   encodeEvents,
+  encodeSnapshot,
   eventCodes,
+  inflateSnapshot,
+  isCompressedSnapshot,
   ownBytes,
 } from '../src/persistence/codec.js';
 
@@ -233,6 +240,87 @@ describe('WAL payload codec', () => {
     expect(() => decodeEvents(encode([[7, 1]]))).toThrow(/has 2 fields, not 3/);
     expect(() => decodeEvents(encode([[5, 1, 'r', null, null, 1, 2, 'SKU', 'WH1']]))).toThrow(/corrupt/);
     expect(() => decodeEvents(encode({ not: 'events' }))).toThrow(/not an array/);
+  });
+});
+
+describe('snapshot payloads', () => {
+  /** The image of a shard with `skus` records and a reservation on each. */
+  function imageOfShard(skus: number): StateImage {
+    const core = new ShardCore(defaultLimits);
+    const now = 1_700_000_000_000;
+    core.process(
+      Array.from({ length: skus }, (_, i) => ({
+        type: 'set' as const,
+        sku: `SKU-${i}`,
+        location: 'WH1',
+        onHand: 100 + i,
+      })),
+      now,
+    );
+    core.process(
+      Array.from({ length: skus }, (_, i) => ({
+        type: 'reserve' as const,
+        reservationId: `r-${i}`,
+        lines: [{ sku: `SKU-${i}`, qty: 1 + (i % 3) }],
+      })),
+      now,
+    );
+    return imageOf(core.state);
+  }
+
+  /** Byte columns come back as Buffers: compare what the images encode to. */
+  const sameImage = (a: unknown, b: unknown): boolean =>
+    Buffer.from(encode(a)).equals(Buffer.from(encode(b)));
+
+  const ownBuffer = (bytes: Uint8Array): boolean =>
+    bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+
+  it('given an image, when encoded as a snapshot and decoded, then it comes back equal, compressed under a header', () => {
+    const image = imageOfShard(2_000);
+    const payload = encodeSnapshot(image);
+    expect(isCompressedSnapshot(payload)).toBe(true);
+    expect([...payload.subarray(0, 4)]).toEqual([0xc1, 0x53, 0x5a, 0x01]);
+    expect(payload.byteLength).toBeLessThan(encode(image).byteLength / 2);
+    expect(ownBuffer(payload)).toBe(true);
+    expect(sameImage(decodeSnapshot(payload), image)).toBe(true);
+  });
+
+  it('given an encoded image, when compressed on the thread pool, then the payload is the one compressed here, in a buffer of its own', async () => {
+    const packed = ownBytes(encode(imageOfShard(500)));
+    const pooled = await compressSnapshotAsync(packed);
+    expect(ownBuffer(pooled)).toBe(true);
+    expect(Buffer.from(pooled).equals(Buffer.from(compressSnapshot(packed)))).toBe(true);
+  });
+
+  it('given a tiny image, when compressed, then the payload still has a buffer of its own (not a slice of a pool)', () => {
+    const payload = encodeSnapshot({ formatVersion: 2 });
+    expect(ownBuffer(payload)).toBe(true);
+    expect(decodeSnapshot(payload)).toEqual({ formatVersion: 2 });
+  });
+
+  it('given a payload written before compression (a bare msgpack image), when decoded, then it reads unchanged', () => {
+    const image = imageOfShard(300);
+    const old = encode(image);
+    expect(isCompressedSnapshot(old)).toBe(false);
+    expect(inflateSnapshot(old)).toBe(old);
+    expect(sameImage(decodeSnapshot(old), image)).toBe(true);
+  });
+
+  it('given a compressed payload in shared memory (as the in-memory store keeps it), when decoded, then it reads as from its own buffer', () => {
+    const image = imageOfShard(300);
+    const payload = encodeSnapshot(image);
+    const shared = new Uint8Array(new SharedArrayBuffer(payload.byteLength));
+    shared.set(payload);
+    expect(sameImage(decodeSnapshot(shared), image)).toBe(true);
+  });
+
+  it('given a damaged compressed payload, when decoded, then it throws a corrupt-payload error', () => {
+    const payload = encodeSnapshot(imageOfShard(300));
+    const cut = payload.slice(0, payload.byteLength >> 1);
+    expect(() => decodeSnapshot(cut)).toThrow(/corrupt snapshot payload/);
+    const garbled = payload.slice();
+    garbled.fill(0xff, 4, 64);
+    expect(() => decodeSnapshot(garbled)).toThrow(/corrupt snapshot payload/);
   });
 });
 

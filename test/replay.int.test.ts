@@ -11,7 +11,7 @@ import { defaultLimits } from '../src/config.js';
 import { ManualClock } from '../src/engine/clock.js';
 import { Engine } from '../src/engine/engine.js';
 import { digestOf, exportLines, history, ReplayRangeError, rebuild, verify } from '../src/engine/replay.js';
-import { encode } from '../src/persistence/codec.js';
+import { checksumOf, decodeSnapshot, encodeSnapshot } from '../src/persistence/codec.js';
 import { MemoryWalStore } from '../src/persistence/memory-store.js';
 import type { SnapshotRow, WalRow, WalStore } from '../src/persistence/wal.js';
 
@@ -161,10 +161,12 @@ describe('verify', () => {
 
     // A snapshot whose checksum is right but whose content is not what the WAL says.
     const lying = new TamperedStore(store);
-    const { checksumOf, decode } = await import('../src/persistence/codec.js');
-    const image = decode<StateImage>(snapshot.payload);
+    const image = decodeSnapshot<StateImage>(snapshot.payload);
     const onHand = new Float64Array(image.stock.skus.length).fill(999);
-    const payload = encode({ ...image, stock: { ...image.stock, onHand: new Uint8Array(onHand.buffer) } });
+    const payload = encodeSnapshot({
+      ...image,
+      stock: { ...image.stock, onHand: new Uint8Array(onHand.buffer) },
+    });
     lying.snapshot = { ...snapshot, payload, checksum: checksumOf(payload) };
     report = await verify(lying);
     expect(report.problems.join('\n')).toMatch(/differs from the WAL/);

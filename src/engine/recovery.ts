@@ -14,7 +14,7 @@ import { shardOf } from '../actors/hash.js';
 import { imageOf, mergeImage, type StateImage, type StateImageV1 } from '../actors/snapshot.js';
 import type { OwnsSku } from '../actors/state.js';
 import { defaultLimits, type Limits } from '../config.js';
-import { checksumOf, decode, decodeEvents } from '../persistence/codec.js';
+import { checksumOf, decodeEvents, decodeSnapshot } from '../persistence/codec.js';
 import {
   type Layout,
   type SnapshotRow,
@@ -271,7 +271,7 @@ export async function rebuildShard(
     if (checksumOf(snapshot.payload) !== snapshot.checksum) {
       throw new ReplayRangeError(`snapshot of shard ${shard} at seq ${snapshot.seq} fails its checksum`);
     }
-    mergeImage(core.state, decode<StateImage | StateImageV1>(snapshot.payload), snapshot.at);
+    mergeImage(core.state, decodeSnapshot<StateImage | StateImageV1>(snapshot.payload), snapshot.at);
     at = snapshot.at;
   }
   let seq = fromSeq;

@@ -21,7 +21,7 @@ import { mergeImage, type StateImage, type StateImageV1 } from '../actors/snapsh
 import { availableOf, type ShardState, type StockRecord } from '../actors/state.js';
 import type { DomainEvent } from '../actors/types.js';
 import { defaultLimits, type Limits } from '../config.js';
-import { checksumOf, decode, decodeEvents } from '../persistence/codec.js';
+import { checksumOf, decodeEvents, decodeSnapshot } from '../persistence/codec.js';
 import type { Layout, WalRow, WalStore } from '../persistence/wal.js';
 import {
   firstSeqOf,
@@ -227,7 +227,11 @@ export async function verify(
       const limits = { ...(options.limits ?? defaultLimits), partitionCount: layout.partitionCount };
       const owns = ownerFilter(shard, layout.partitionCount, layout.shardCount);
       const fromSnapshot = new ShardCore(limits, owns);
-      mergeImage(fromSnapshot.state, decode<StateImage | StateImageV1>(snapshot.payload), snapshot.at);
+      mergeImage(
+        fromSnapshot.state,
+        decodeSnapshot<StateImage | StateImageV1>(snapshot.payload),
+        snapshot.at,
+      );
       const fromWal = new ShardCore(limits, owns);
       try {
         pages: for await (const page of rowsOf(store, shard)) {

@@ -22,7 +22,13 @@ import { invariantViolations } from '../actors/invariants.js';
 import { shardLifecycleMachine } from '../actors/shard-lifecycle.js';
 import { imageOf } from '../actors/snapshot.js';
 import { assertLimits } from '../config.js';
-import { checksumOf, EventRowBuilder, encode } from '../persistence/codec.js';
+import {
+  checksumOf,
+  compressSnapshotAsync,
+  EventRowBuilder,
+  encode,
+  ownBytes,
+} from '../persistence/codec.js';
 import { errorCode } from '../persistence/store-errors.js';
 import { storeFromLink } from '../persistence/store-link.js';
 import type { SnapshotRow } from '../persistence/wal.js';
@@ -97,29 +103,37 @@ async function recover(previous = init.previous): Promise<RecoveryInfo> {
 }
 
 interface Image {
-  readonly row: SnapshotRow;
-  /** How long imaging, encoding and checksumming held this thread. */
+  readonly seq: number;
+  readonly at: number;
+  /** The encoded image, not yet compressed. */
+  readonly packed: Uint8Array;
+  /** How long imaging and encoding held this thread. */
   readonly stallMs: number;
 }
 
-/** The state now as a snapshot row: the part of a snapshot that needs the state to stand still. */
+/** The state now, encoded: the part of a snapshot that needs the state to stand still. */
 function imageNow(): Image {
   const started = performance.now();
-  const payload = encode(imageOf(core.state));
-  const row: SnapshotRow = {
-    shard,
-    epoch: layout.epoch,
-    seq,
-    at: lastNow,
-    payload,
-    checksum: checksumOf(payload),
-  };
-  return { row, stallMs: performance.now() - started };
+  // A copy: the encoder reuses its buffer, and the compression reads this one later, on
+  // another thread, while the shard goes on encoding.
+  const packed = ownBytes(encode(imageOf(core.state)));
+  return { seq, at: lastNow, packed, stallMs: performance.now() - started };
 }
 
-async function storeImage({ row, stallMs }: Image): Promise<{ seq: number; bytes: number; stallMs: number }> {
+/**
+ * Compresses (on libuv's thread pool, so the shard serves meanwhile), checksums and writes
+ * an image; the row stands for the image's own seq.
+ */
+async function storeImage({
+  seq,
+  at,
+  packed,
+  stallMs,
+}: Image): Promise<{ seq: number; bytes: number; stallMs: number }> {
+  const payload = await compressSnapshotAsync(packed);
+  const row: SnapshotRow = { shard, epoch: layout.epoch, seq, at, payload, checksum: checksumOf(payload) };
   await store.writeSnapshot(row);
-  return { seq: row.seq, bytes: row.payload.byteLength, stallMs };
+  return { seq, bytes: payload.byteLength, stallMs };
 }
 
 function writeSnapshot(): Promise<{ seq: number; bytes: number; stallMs: number }> {

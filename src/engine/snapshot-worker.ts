@@ -13,7 +13,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { imageOf } from '../actors/snapshot.js';
 import type { Limits } from '../config.js';
-import { checksumOf, encode } from '../persistence/codec.js';
+import { checksumOf, encodeSnapshot } from '../persistence/codec.js';
 import { type StoreLink, storeFromLink } from '../persistence/store-link.js';
 import type { Layout } from '../persistence/wal.js';
 import { rebuildShard } from './replay.js';
@@ -47,7 +47,8 @@ try {
   let bytes = 0;
   // Nothing new since the last snapshot: writing another would only cost space.
   if (rebuilt.rows > 0 || !rebuilt.position.fromSnapshot) {
-    const payload = encode(imageOf(rebuilt.core.state));
+    // Compressed here, at this thread's low priority (codec.ts, encodeSnapshot).
+    const payload = encodeSnapshot(imageOf(rebuilt.core.state));
     bytes = payload.byteLength;
     await store.writeSnapshot({
       shard: job.shard,
