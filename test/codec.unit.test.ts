@@ -322,6 +322,14 @@ describe('snapshot payloads', () => {
     garbled.fill(0xff, 4, 64);
     expect(() => decodeSnapshot(garbled)).toThrow(/corrupt snapshot payload/);
   });
+
+  it('given a payload in a compression format this version does not know, when decoded, then it is refused by name', () => {
+    const later = encodeSnapshot(imageOfShard(10));
+    later[3] = 2;
+    expect(() => decodeSnapshot(later)).toThrow(
+      /snapshot compression format 2 is not one this version reads/,
+    );
+  });
 });
 
 describe('engine ⇄ worker replies', () => {

@@ -120,20 +120,32 @@ function imageNow(): Image {
   return { seq, at: lastNow, packed, stallMs: performance.now() - started };
 }
 
+/** The snapshot writes of this worker, one after another in the order they were imaged. */
+let snapshotWrites: Promise<unknown> = Promise.resolve();
+
 /**
  * Compresses (on libuv's thread pool, so the shard serves meanwhile), checksums and writes
- * an image; the row stands for the image's own seq.
+ * an image; the row stands for the image's own seq. Two overlapping calls compress side by
+ * side but write in the order they imaged: the smaller image's compression may finish
+ * first, and a store that keeps snapshots in the order written (the in-memory one) would
+ * then hold the older seq as its latest.
  */
-async function storeImage({
+function storeImage({
   seq,
   at,
   packed,
   stallMs,
 }: Image): Promise<{ seq: number; bytes: number; stallMs: number }> {
-  const payload = await compressSnapshotAsync(packed);
-  const row: SnapshotRow = { shard, epoch: layout.epoch, seq, at, payload, checksum: checksumOf(payload) };
-  await store.writeSnapshot(row);
-  return { seq, bytes: payload.byteLength, stallMs };
+  const compressed = compressSnapshotAsync(packed);
+  compressed.catch(() => undefined); // handled below, in its turn
+  const written = snapshotWrites.then(async () => {
+    const payload = await compressed;
+    const row: SnapshotRow = { shard, epoch: layout.epoch, seq, at, payload, checksum: checksumOf(payload) };
+    await store.writeSnapshot(row);
+    return { seq, bytes: payload.byteLength, stallMs };
+  });
+  snapshotWrites = written.catch(() => undefined);
+  return written;
 }
 
 function writeSnapshot(): Promise<{ seq: number; bytes: number; stallMs: number }> {
